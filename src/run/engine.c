@@ -1,0 +1,614 @@
+/* engine.c — pipelines, device weights and per-resolution plans. See engine.h. */
+#include "engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../io/tensors.h"
+#include "shaders_spv.h"
+
+#define FAIL(code, ...)                              \
+    do {                                             \
+        snprintf(err, errlen, __VA_ARGS__);          \
+        return (code);                               \
+    } while (0)
+
+static taesd_result vk_fail(VkResult r, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s failed: %s", what, vkrt_result_name(r));
+    return r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY ? TAESD_ERROR_OUT_OF_MEMORY
+                                                                                   : TAESD_ERROR_VULKAN;
+}
+
+/* ---- engine ---------------------------------------------------------------------------------------------- */
+
+taesd_result engine_init(engine *e, int device_index, bool validation, taesd_log_fn log, void *log_user, char *err,
+                         size_t errlen)
+{
+    memset(e, 0, sizeof *e);
+    taesd_result r = vkrt_create(&e->rt, device_index, validation, log, log_user, err, errlen);
+    if (r != TAESD_OK)
+        return r;
+    const vk_dispatch *vk = &e->rt.vk;
+
+    VkDescriptorSetLayoutBinding b[ENGINE_BINDINGS];
+    for (uint32_t i = 0; i < ENGINE_BINDINGS; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){ .binding = i,
+                                               .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                               .descriptorCount = 1,
+                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT };
+    VkDescriptorSetLayoutCreateInfo dsl = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                            .bindingCount = ENGINE_BINDINGS,
+                                            .pBindings = b };
+    VkResult vr = vk->vkCreateDescriptorSetLayout(e->rt.device, &dsl, NULL, &e->set_layout);
+    if (vr != VK_SUCCESS)
+        return vk_fail(vr, "vkCreateDescriptorSetLayout", err, errlen);
+
+    VkPushConstantRange pcr = { .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = 4 * sizeof(int32_t) };
+    VkPipelineLayoutCreateInfo pl = { .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                      .setLayoutCount = 1,
+                                      .pSetLayouts = &e->set_layout,
+                                      .pushConstantRangeCount = 1,
+                                      .pPushConstantRanges = &pcr };
+    vr = vk->vkCreatePipelineLayout(e->rt.device, &pl, NULL, &e->pipeline_layout);
+    if (vr != VK_SUCCESS)
+        return vk_fail(vr, "vkCreatePipelineLayout", err, errlen);
+
+    VkPipelineCacheCreateInfo pcc = { .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO };
+    vr = vk->vkCreatePipelineCache(e->rt.device, &pcc, NULL, &e->pipeline_cache);
+    if (vr != VK_SUCCESS)
+        return vk_fail(vr, "vkCreatePipelineCache", err, errlen);
+
+    r = vkrt_buffer_create(&e->rt, 256, false, &e->dummy, err, errlen);
+    if (r != TAESD_OK)
+        return r;
+
+    /* Register blocking: 8 pixels × 8 output channels per invocation, 8×8 invocations per workgroup. */
+    e->conv_px = 8;
+    e->conv_cob = 2;
+    e->wg_x = 8;
+    e->wg_y = 8;
+    return TAESD_OK;
+}
+
+void engine_destroy(engine *e)
+{
+    if (!e->rt.device) {
+        vkrt_destroy(&e->rt);
+        return;
+    }
+    const vk_dispatch *vk = &e->rt.vk;
+    vk->vkDeviceWaitIdle(e->rt.device);
+    for (int i = 0; i < e->npipelines; i++)
+        vk->vkDestroyPipeline(e->rt.device, e->pipelines[i].pipeline, NULL);
+    free(e->pipelines);
+    for (int i = 0; i < (int)(sizeof e->modules / sizeof e->modules[0]); i++)
+        if (e->modules[i])
+            vk->vkDestroyShaderModule(e->rt.device, e->modules[i], NULL);
+    vkrt_buffer_destroy(&e->rt, &e->dummy);
+    if (e->pipeline_cache)
+        vk->vkDestroyPipelineCache(e->rt.device, e->pipeline_cache, NULL);
+    if (e->pipeline_layout)
+        vk->vkDestroyPipelineLayout(e->rt.device, e->pipeline_layout, NULL);
+    if (e->set_layout)
+        vk->vkDestroyDescriptorSetLayout(e->rt.device, e->set_layout, NULL);
+    vkrt_destroy(&e->rt);
+    memset(e, 0, sizeof *e);
+}
+
+static taesd_result get_pipeline(engine *e, const pipeline_key *key, VkPipeline *out, char *err, size_t errlen)
+{
+    for (int i = 0; i < e->npipelines; i++) {
+        const pipeline_key *k = &e->pipelines[i].key;
+        if (k->shader == key->shader && k->nspec == key->nspec &&
+            memcmp(k->spec, key->spec, sizeof(int32_t) * (size_t)key->nspec) == 0) {
+            *out = e->pipelines[i].pipeline;
+            return TAESD_OK;
+        }
+    }
+    const vk_dispatch *vk = &e->rt.vk;
+    if (!e->modules[key->shader]) {
+        const shader_blob *sb = &shader_blobs[key->shader];
+        VkShaderModuleCreateInfo smci = { .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                          .codeSize = sb->size,
+                                          .pCode = sb->code };
+        VkResult vr = vk->vkCreateShaderModule(e->rt.device, &smci, NULL, &e->modules[key->shader]);
+        if (vr != VK_SUCCESS)
+            return vk_fail(vr, "vkCreateShaderModule", err, errlen);
+    }
+    VkSpecializationMapEntry map[16];
+    for (int i = 0; i < key->nspec; i++)
+        map[i] = (VkSpecializationMapEntry){ .constantID = (uint32_t)i,
+                                             .offset = (uint32_t)(i * sizeof(int32_t)),
+                                             .size = sizeof(int32_t) };
+    VkSpecializationInfo si = { .mapEntryCount = (uint32_t)key->nspec,
+                                .pMapEntries = map,
+                                .dataSize = sizeof(int32_t) * (size_t)key->nspec,
+                                .pData = key->spec };
+    VkComputePipelineCreateInfo cpci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = { .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                   .module = e->modules[key->shader],
+                   .pName = "main",
+                   .pSpecializationInfo = &si },
+        .layout = e->pipeline_layout,
+    };
+    VkPipeline p;
+    VkResult vr = vk->vkCreateComputePipelines(e->rt.device, e->pipeline_cache, 1, &cpci, NULL, &p);
+    if (vr != VK_SUCCESS)
+        return vk_fail(vr, "vkCreateComputePipelines", err, errlen);
+    if (e->npipelines == e->cap_pipelines) {
+        int cap = e->cap_pipelines ? e->cap_pipelines * 2 : 16;
+        pipeline_entry *np = realloc(e->pipelines, sizeof *np * (size_t)cap);
+        if (!np) {
+            vk->vkDestroyPipeline(e->rt.device, p, NULL);
+            FAIL(TAESD_ERROR_OUT_OF_MEMORY, "out of host memory");
+        }
+        e->pipelines = np;
+        e->cap_pipelines = cap;
+    }
+    e->pipelines[e->npipelines].key = *key;
+    e->pipelines[e->npipelines].pipeline = p;
+    e->npipelines++;
+    e->stats.pipelines_created++;
+    *out = p;
+    return TAESD_OK;
+}
+
+/* ---- weights --------------------------------------------------------------------------------------------- */
+
+static int div_up(int a, int b) { return (a + b - 1) / b; }
+static VkDeviceSize align_up(VkDeviceSize v, VkDeviceSize a) { return (v + a - 1) / a * a; }
+
+static int op_ksize(const gop *op) { return op->kind == GOP_CONV3X3 ? 3 : 1; }
+static bool op_is_conv(const gop *op) { return op->kind != GOP_GN_STATS; }
+
+/* Scalars in the packed weight layout of conv.comp: [co4 padded to cob][ci4][tap][column j][row i]. */
+static size_t packed_weight_scalars(const gop *op, int cob)
+{
+    int co4p = div_up(div_up(op->cout, 4), cob) * cob;
+    int k = op_ksize(op);
+    return (size_t)co4p * (size_t)div_up(op->cin, 4) * (size_t)(k * k) * 16;
+}
+
+static void pack_weights(const gop *op, const gparam *w, int cob, float *dst)
+{
+    const int k = op_ksize(op), taps = k * k;
+    const int ci4n = div_up(op->cin, 4), co4p = div_up(div_up(op->cout, 4), cob) * cob;
+    size_t n = 0;
+    for (int co4 = 0; co4 < co4p; co4++)
+        for (int ci4 = 0; ci4 < ci4n; ci4++)
+            for (int t = 0; t < taps; t++)
+                for (int j = 0; j < 4; j++)
+                    for (int i = 0; i < 4; i++) {
+                        int co = co4 * 4 + i, ci = ci4 * 4 + j;
+                        dst[n++] = co < op->cout && ci < op->cin ? w->data[((size_t)co * op->cin + ci) * taps + t] : 0.0f;
+                    }
+}
+
+static void pack_vec(const float *src, int n, int n4, float *dst)
+{
+    for (int i = 0; i < n4 * 4; i++)
+        dst[i] = i < n ? src[i] : 0.0f;
+}
+
+static void free_gpu_graph_arrays(gpu_graph *gg)
+{
+    free(gg->w_off);
+    free(gg->b_off);
+    free(gg->aff_off);
+    free(gg->w_size);
+    free(gg->b_size);
+    free(gg->aff_size);
+    free(gg->pipes);
+    gg->w_off = gg->b_off = gg->aff_off = gg->w_size = gg->b_size = gg->aff_size = NULL;
+    gg->pipes = NULL;
+}
+
+static shader_id conv_shader(const gop *op, bool fp16)
+{
+    bool in_planar = op->src == GBUF_INPUT, out_planar = op->dst == GBUF_OUTPUT;
+    if (in_planar && out_planar)
+        return fp16 ? SHADER_CONV_IO_PLANAR_F16 : SHADER_CONV_IO_PLANAR_F32;
+    if (in_planar)
+        return fp16 ? SHADER_CONV_IN_PLANAR_F16 : SHADER_CONV_IN_PLANAR_F32;
+    if (out_planar)
+        return fp16 ? SHADER_CONV_OUT_PLANAR_F16 : SHADER_CONV_OUT_PLANAR_F32;
+    return fp16 ? SHADER_CONV_F16 : SHADER_CONV_F32;
+}
+
+static void op_pipeline_key(const engine *e, const gop *op, bool fp16, pipeline_key *k)
+{
+    memset(k, 0, sizeof *k);
+    if (op->kind == GOP_GN_STATS) {
+        float eps = op->eps;
+        k->shader = fp16 ? SHADER_GN_STATS_F16 : SHADER_GN_STATS_F32;
+        k->spec[0] = 256;        /* workgroup size: a power of two (tree reduction) */
+        k->spec[1] = 1;
+        k->spec[2] = op->cin;
+        k->spec[3] = op->groups;
+        memcpy(&k->spec[4], &eps, sizeof eps);
+        k->nspec = 5;
+        return;
+    }
+    k->shader = conv_shader(op, fp16);
+    k->spec[0] = e->wg_x;
+    k->spec[1] = e->wg_y;
+    k->spec[2] = op->cin;
+    k->spec[3] = op->cout;
+    k->spec[4] = op_ksize(op);
+    k->spec[5] = op->stride > 0 ? op->stride : 1;
+    k->spec[6] = op->upsample;
+    k->spec[7] = op->tanh_clamp;
+    k->spec[8] = op->kind == GOP_GN_APPLY;
+    k->spec[9] = op->bias >= 0;
+    k->spec[10] = op->skip != GBUF_NONE;
+    k->spec[11] = op->relu;
+    k->spec[12] = e->conv_px;
+    k->spec[13] = e->conv_cob;
+    k->spec[14] = op->kind == GOP_GN_APPLY && op->groups > 0 ? op->cin / op->groups : 4;
+    k->nspec = 15;
+}
+
+taesd_result gpu_graph_create(engine *e, const graph *g, bool fp16, gpu_graph *gg, char *err, size_t errlen)
+{
+    memset(gg, 0, sizeof *gg);
+    gg->g = g;
+    gg->fp16 = fp16;
+    size_t n = (size_t)(g->nops > 0 ? g->nops : 1);
+    gg->w_off = calloc(n, sizeof(VkDeviceSize));
+    gg->b_off = calloc(n, sizeof(VkDeviceSize));
+    gg->aff_off = calloc(n, sizeof(VkDeviceSize));
+    gg->w_size = calloc(n, sizeof(VkDeviceSize));
+    gg->b_size = calloc(n, sizeof(VkDeviceSize));
+    gg->aff_size = calloc(n, sizeof(VkDeviceSize));
+    gg->pipes = calloc(n, sizeof(VkPipeline));
+    if (!gg->w_off || !gg->b_off || !gg->aff_off || !gg->w_size || !gg->b_size || !gg->aff_size || !gg->pipes) {
+        free_gpu_graph_arrays(gg);
+        FAIL(TAESD_ERROR_OUT_OF_MEMORY, "out of host memory");
+    }
+
+    /* Layout of the one weights buffer: per op, packed weights, bias, GroupNorm affine; each binding aligned. */
+    const VkDeviceSize align = align_up(e->rt.props.limits.minStorageBufferOffsetAlignment, 16);
+    const size_t scalar = fp16 ? 2 : 4;
+    VkDeviceSize total = 0;
+    for (int i = 0; i < g->nops; i++) {
+        const gop *op = &g->ops[i];
+        if (!op_is_conv(op))
+            continue;
+        gg->w_off[i] = total;
+        gg->w_size[i] = packed_weight_scalars(op, e->conv_cob) * scalar;
+        total = align_up(total + gg->w_size[i], align);
+        if (op->bias >= 0) {
+            gg->b_off[i] = total;
+            gg->b_size[i] = (VkDeviceSize)div_up(op->cout, 4) * 4 * scalar;
+            total = align_up(total + gg->b_size[i], align);
+        }
+        if (op->kind == GOP_GN_APPLY) {
+            gg->aff_off[i] = total;
+            gg->aff_size[i] = (VkDeviceSize)div_up(op->cin, 4) * 8 * scalar;
+            total = align_up(total + gg->aff_size[i], align);
+        }
+    }
+    if (total == 0)
+        total = 16;
+
+    float *tmp = NULL;
+    uint8_t *host = calloc(1, (size_t)total);
+    if (!host) {
+        free_gpu_graph_arrays(gg);
+        FAIL(TAESD_ERROR_OUT_OF_MEMORY, "out of host memory for %llu bytes of weights", (unsigned long long)total);
+    }
+    size_t max_scalars = 0;
+    for (int i = 0; i < g->nops; i++) {
+        size_t s = (size_t)(gg->w_size[i] + gg->b_size[i] + gg->aff_size[i]) / scalar;
+        if (s > max_scalars)
+            max_scalars = s;
+    }
+    tmp = malloc((max_scalars + 16) * sizeof(float));
+    if (!tmp) {
+        free(host);
+        free_gpu_graph_arrays(gg);
+        FAIL(TAESD_ERROR_OUT_OF_MEMORY, "out of host memory");
+    }
+    for (int i = 0; i < g->nops; i++) {
+        const gop *op = &g->ops[i];
+        struct { VkDeviceSize off, size; } parts[3] = { { gg->w_off[i], gg->w_size[i] },
+                                                        { gg->b_off[i], gg->b_size[i] },
+                                                        { gg->aff_off[i], gg->aff_size[i] } };
+        for (int p = 0; p < 3; p++) {
+            if (!parts[p].size)
+                continue;
+            size_t ns = (size_t)parts[p].size / scalar;
+            if (p == 0)
+                pack_weights(op, &g->params[op->weight], e->conv_cob, tmp);
+            else if (p == 1)
+                pack_vec(g->params[op->bias].data, op->cout, div_up(op->cout, 4), tmp);
+            else {
+                int c4 = div_up(op->cin, 4);
+                pack_vec(g->params[op->gamma].data, op->cin, c4, tmp);
+                pack_vec(g->params[op->beta].data, op->cin, c4, tmp + c4 * 4);
+            }
+            if (fp16) {
+                uint16_t *d = (uint16_t *)(host + parts[p].off);
+                for (size_t k = 0; k < ns; k++)
+                    d[k] = tt_float_to_half(tmp[k]);
+            } else {
+                memcpy(host + parts[p].off, tmp, ns * sizeof(float));
+            }
+        }
+    }
+    free(tmp);
+
+    taesd_result r = vkrt_buffer_create(&e->rt, total, false, &gg->weights, err, errlen);
+    if (r == TAESD_OK)
+        r = vkrt_upload(&e->rt, &gg->weights, 0, host, (size_t)total, err, errlen);
+    free(host);
+    for (int i = 0; r == TAESD_OK && i < g->nops; i++) {
+        pipeline_key key;
+        op_pipeline_key(e, &g->ops[i], fp16, &key);
+        r = get_pipeline(e, &key, &gg->pipes[i], err, errlen);
+    }
+    if (r != TAESD_OK)
+        gpu_graph_destroy(e, gg);
+    return r;
+}
+
+static void plan_destroy(engine *e, plan *p)
+{
+    if (!p)
+        return;
+    const vk_dispatch *vk = &e->rt.vk;
+    if (p->fence)
+        vk->vkDestroyFence(e->rt.device, p->fence, NULL);
+    if (p->cmd)
+        vk->vkFreeCommandBuffers(e->rt.device, e->rt.command_pool, 1, &p->cmd);
+    if (p->pool)
+        vk->vkDestroyDescriptorPool(e->rt.device, p->pool, NULL);
+    for (int i = 0; i < GBUF_COUNT; i++)
+        vkrt_buffer_destroy(&e->rt, &p->bufs[i]);
+    vkrt_buffer_destroy(&e->rt, &p->staging_in);
+    vkrt_buffer_destroy(&e->rt, &p->staging_out);
+    free(p);
+}
+
+void gpu_graph_destroy(engine *e, gpu_graph *gg)
+{
+    if (e->rt.device)
+        e->rt.vk.vkDeviceWaitIdle(e->rt.device);
+    for (int i = 0; i < GPU_GRAPH_MAX_PLANS; i++) {
+        plan_destroy(e, gg->plans[i]);
+        gg->plans[i] = NULL;
+    }
+    vkrt_buffer_destroy(&e->rt, &gg->weights);
+    free_gpu_graph_arrays(gg);
+}
+
+/* ---- plans ----------------------------------------------------------------------------------------------- */
+
+/* Bytes a buffer needs to hold `c` channels of h×w: planar float32 for INPUT/OUTPUT, else packed vec4 groups. */
+static uint64_t act_bytes(gbuf b, int c, int h, int w, bool fp16)
+{
+    if (b == GBUF_INPUT || b == GBUF_OUTPUT)
+        return (uint64_t)c * (uint64_t)h * (uint64_t)w * 4u;
+    return (uint64_t)div_up(c, 4) * 4u * (uint64_t)h * (uint64_t)w * (fp16 ? 2u : 4u);
+}
+
+static void compute_barrier(const vk_dispatch *vk, VkCommandBuffer cb, VkPipelineStageFlags src_stage,
+                            VkAccessFlags src, VkPipelineStageFlags dst_stage, VkAccessFlags dst)
+{
+    VkMemoryBarrier mb = { .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = src, .dstAccessMask = dst };
+    vk->vkCmdPipelineBarrier(cb, src_stage, dst_stage, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **out, char *err, size_t errlen)
+{
+    const graph *g = gg->g;
+    const vk_dispatch *vk = &e->rt.vk;
+    gdims *ind = calloc((size_t)g->nops, sizeof *ind), *outd = calloc((size_t)g->nops, sizeof *outd);
+    plan *p = calloc(1, sizeof *p);
+    VkDescriptorSet *sets = calloc((size_t)g->nops, sizeof *sets);
+    taesd_result r = TAESD_OK;
+    if (!ind || !outd || !p || !sets) {
+        snprintf(err, errlen, "out of host memory");
+        r = TAESD_ERROR_OUT_OF_MEMORY;
+        goto done;
+    }
+    if (graph_dims(g, h, w, ind, outd) != 0) {
+        snprintf(err, errlen, "input size %dx%d is not supported", w, h);
+        r = TAESD_ERROR_SHAPE;
+        goto done;
+    }
+    p->h = h;
+    p->w = w;
+    graph_output_size(g, h, w, &p->out_h, &p->out_w);
+
+    uint64_t need[GBUF_COUNT] = { 0 };
+    for (int i = 0; i < g->nops; i++) {
+        const gop *op = &g->ops[i];
+        uint64_t s = act_bytes(op->src, op->cin, ind[i].h, ind[i].w, gg->fp16);
+        uint64_t d = op->kind == GOP_GN_STATS ? (uint64_t)op->groups * 8u
+                                              : act_bytes(op->dst, op->cout, outd[i].h, outd[i].w, gg->fp16);
+        if (s > need[op->src])
+            need[op->src] = s;
+        if (d > need[op->dst])
+            need[op->dst] = d;
+    }
+    const uint64_t limit = e->rt.props.limits.maxStorageBufferRange;
+    for (int b = 0; b < GBUF_COUNT; b++) {
+        if (need[b] > limit) {
+            snprintf(err, errlen,
+                     "a %dx%d input needs a %llu MiB activation buffer, above this device's maxStorageBufferRange "
+                     "(%llu MiB)",
+                     w, h, (unsigned long long)(need[b] >> 20), (unsigned long long)(limit >> 20));
+            r = TAESD_ERROR_OUT_OF_MEMORY;
+            goto done;
+        }
+    }
+    for (int b = 0; b < GBUF_COUNT && r == TAESD_OK; b++) {
+        if (!need[b])
+            continue;
+        r = vkrt_buffer_create(&e->rt, need[b], false, &p->bufs[b], err, errlen);
+        p->device_bytes += need[b];
+    }
+    if (r == TAESD_OK)
+        r = vkrt_buffer_create(&e->rt, need[GBUF_INPUT], true, &p->staging_in, err, errlen);
+    if (r == TAESD_OK)
+        r = vkrt_buffer_create(&e->rt, need[GBUF_OUTPUT], true, &p->staging_out, err, errlen);
+    if (r != TAESD_OK)
+        goto done;
+
+    /* Descriptor sets: one per op, written once. */
+    VkDescriptorPoolSize ps = { .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                .descriptorCount = (uint32_t)g->nops * ENGINE_BINDINGS };
+    VkDescriptorPoolCreateInfo dpci = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                        .maxSets = (uint32_t)g->nops,
+                                        .poolSizeCount = 1,
+                                        .pPoolSizes = &ps };
+    VkResult vr = vk->vkCreateDescriptorPool(e->rt.device, &dpci, NULL, &p->pool);
+    if (vr != VK_SUCCESS) {
+        r = vk_fail(vr, "vkCreateDescriptorPool", err, errlen);
+        goto done;
+    }
+    for (int i = 0; i < g->nops; i++) {
+        VkDescriptorSetAllocateInfo ai = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                           .descriptorPool = p->pool,
+                                           .descriptorSetCount = 1,
+                                           .pSetLayouts = &e->set_layout };
+        vr = vk->vkAllocateDescriptorSets(e->rt.device, &ai, &sets[i]);
+        if (vr != VK_SUCCESS) {
+            r = vk_fail(vr, "vkAllocateDescriptorSets", err, errlen);
+            goto done;
+        }
+        e->stats.descriptor_sets_allocated++;
+        const gop *op = &g->ops[i];
+        VkDescriptorBufferInfo bi[ENGINE_BINDINGS];
+        for (int k = 0; k < ENGINE_BINDINGS; k++)
+            bi[k] = (VkDescriptorBufferInfo){ e->dummy.buffer, 0, VK_WHOLE_SIZE };
+        bi[0] = (VkDescriptorBufferInfo){ p->bufs[op->src].buffer, 0, VK_WHOLE_SIZE };
+        if (op->kind == GOP_GN_STATS) {
+            bi[5] = (VkDescriptorBufferInfo){ p->bufs[op->dst].buffer, 0, VK_WHOLE_SIZE };
+        } else {
+            bi[1] = (VkDescriptorBufferInfo){ gg->weights.buffer, gg->w_off[i], gg->w_size[i] };
+            if (gg->b_size[i])
+                bi[2] = (VkDescriptorBufferInfo){ gg->weights.buffer, gg->b_off[i], gg->b_size[i] };
+            if (op->skip != GBUF_NONE)
+                bi[3] = (VkDescriptorBufferInfo){ p->bufs[op->skip].buffer, 0, VK_WHOLE_SIZE };
+            bi[4] = (VkDescriptorBufferInfo){ p->bufs[op->dst].buffer, 0, VK_WHOLE_SIZE };
+            if (op->kind == GOP_GN_APPLY) {
+                bi[5] = (VkDescriptorBufferInfo){ p->bufs[op->aux].buffer, 0, VK_WHOLE_SIZE };
+                bi[6] = (VkDescriptorBufferInfo){ gg->weights.buffer, gg->aff_off[i], gg->aff_size[i] };
+            }
+        }
+        VkWriteDescriptorSet wr[ENGINE_BINDINGS];
+        for (int k = 0; k < ENGINE_BINDINGS; k++)
+            wr[k] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                            .dstSet = sets[i],
+                                            .dstBinding = (uint32_t)k,
+                                            .descriptorCount = 1,
+                                            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                            .pBufferInfo = &bi[k] };
+        vk->vkUpdateDescriptorSets(e->rt.device, ENGINE_BINDINGS, wr, 0, NULL);
+    }
+
+    /* The command buffer: upload copy, every op, download copy. Recorded once, submitted on every run. */
+    VkCommandBufferAllocateInfo cbai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                         .commandPool = e->rt.command_pool,
+                                         .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                         .commandBufferCount = 1 };
+    vr = vk->vkAllocateCommandBuffers(e->rt.device, &cbai, &p->cmd);
+    if (vr != VK_SUCCESS) {
+        r = vk_fail(vr, "vkAllocateCommandBuffers", err, errlen);
+        goto done;
+    }
+    VkCommandBufferBeginInfo cbbi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
+    vk->vkBeginCommandBuffer(p->cmd, &cbbi);
+    VkBufferCopy cin = { 0, 0, need[GBUF_INPUT] };
+    vk->vkCmdCopyBuffer(p->cmd, p->staging_in.buffer, p->bufs[GBUF_INPUT].buffer, 1, &cin);
+    compute_barrier(vk, p->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+                    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT);
+    for (int i = 0; i < g->nops; i++) {
+        const gop *op = &g->ops[i];
+        int32_t pc[4] = { ind[i].h, ind[i].w, outd[i].h, outd[i].w };
+        vk->vkCmdBindPipeline(p->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, gg->pipes[i]);
+        vk->vkCmdBindDescriptorSets(p->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, e->pipeline_layout, 0, 1, &sets[i], 0,
+                                    NULL);
+        vk->vkCmdPushConstants(p->cmd, e->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, pc);
+        if (op->kind == GOP_GN_STATS) {
+            vk->vkCmdDispatch(p->cmd, (uint32_t)op->groups, 1, 1);
+        } else {
+            uint32_t gx = (uint32_t)div_up(div_up(outd[i].w, e->conv_px), e->wg_x);
+            uint32_t gy = (uint32_t)div_up(outd[i].h, e->wg_y);
+            uint32_t gz = (uint32_t)div_up(div_up(op->cout, 4), e->conv_cob);
+            vk->vkCmdDispatch(p->cmd, gx, gy, gz);
+        }
+        compute_barrier(vk, p->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                        VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT);
+    }
+    VkBufferCopy cout = { 0, 0, need[GBUF_OUTPUT] };
+    vk->vkCmdCopyBuffer(p->cmd, p->bufs[GBUF_OUTPUT].buffer, p->staging_out.buffer, 1, &cout);
+    compute_barrier(vk, p->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
+                    VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+    vr = vk->vkEndCommandBuffer(p->cmd);
+    if (vr != VK_SUCCESS) {
+        r = vk_fail(vr, "vkEndCommandBuffer", err, errlen);
+        goto done;
+    }
+    e->stats.command_buffers_recorded++;
+    VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
+    vr = vk->vkCreateFence(e->rt.device, &fci, NULL, &p->fence);
+    if (vr != VK_SUCCESS)
+        r = vk_fail(vr, "vkCreateFence", err, errlen);
+
+done:
+    free(ind);
+    free(outd);
+    free(sets);
+    if (r != TAESD_OK) {
+        plan_destroy(e, p);
+        p = NULL;
+    }
+    *out = p;
+    return r;
+}
+
+taesd_result gpu_graph_run(engine *e, gpu_graph *gg, const float *input, int h, int w, float *output, char *err,
+                           size_t errlen)
+{
+    const graph *g = gg->g;
+    plan *p = NULL;
+    int slot = -1;
+    for (int i = 0; i < GPU_GRAPH_MAX_PLANS; i++)
+        if (gg->plans[i] && gg->plans[i]->h == h && gg->plans[i]->w == w)
+            p = gg->plans[i];
+    if (!p) {
+        /* A free slot, else the least recently used plan makes room. */
+        for (int i = 0; i < GPU_GRAPH_MAX_PLANS && slot < 0; i++)
+            if (!gg->plans[i])
+                slot = i;
+        if (slot < 0) {
+            slot = 0;
+            for (int i = 1; i < GPU_GRAPH_MAX_PLANS; i++)
+                if (gg->plans[i]->last_used < gg->plans[slot]->last_used)
+                    slot = i;
+            plan_destroy(e, gg->plans[slot]);
+            gg->plans[slot] = NULL;
+        }
+        taesd_result r = plan_create(e, gg, h, w, &p, err, errlen);
+        if (r != TAESD_OK)
+            return r;
+        gg->plans[slot] = p;
+    }
+    p->last_used = ++gg->use_clock;
+
+    memcpy(p->staging_in.mapped, input, (size_t)g->in_channels * (size_t)h * (size_t)w * sizeof(float));
+    taesd_result r = vkrt_submit_wait(&e->rt, p->cmd, p->fence, err, errlen);
+    if (r != TAESD_OK)
+        return r;
+    memcpy(output, p->staging_out.mapped, (size_t)g->out_channels * (size_t)p->out_h * (size_t)p->out_w * sizeof(float));
+    return TAESD_OK;
+}

@@ -1,0 +1,82 @@
+/* engine.h — running graphs on Vulkan: pipelines (one per kernel variant + specialization), weights in
+ * device-local storage buffers, and per-resolution plans (buffers, descriptor sets, one recorded command buffer
+ * reused on every call). */
+#ifndef TAESD_RUN_ENGINE_H
+#define TAESD_RUN_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../model/graph.h"
+#include "../vk/vk.h"
+
+#define ENGINE_BINDINGS 7   /* src, weights, bias, skip, dst, gn stats, gn affine: see shaders/conv.comp */
+
+typedef struct pipeline_key {
+    int shader;             /* shader_id */
+    int32_t spec[16];       /* specialization constants, by constant_id */
+    int nspec;
+} pipeline_key;
+
+typedef struct pipeline_entry {
+    pipeline_key key;
+    VkPipeline pipeline;
+} pipeline_entry;
+
+typedef struct engine_stats {
+    uint32_t pipelines_created;
+    uint32_t descriptor_sets_allocated;
+    uint32_t command_buffers_recorded;
+} engine_stats;
+
+typedef struct engine {
+    vk_runtime rt;
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout pipeline_layout;
+    VkPipelineCache pipeline_cache;
+    VkShaderModule modules[32];         /* by shader_id, created on first use */
+    pipeline_entry *pipelines;
+    int npipelines, cap_pipelines;
+    vk_buffer dummy;                    /* bound where an op has no such input */
+    engine_stats stats;
+    /* kernel tiling chosen for the device */
+    int conv_px, conv_cob, wg_x, wg_y;
+} engine;
+
+taesd_result engine_init(engine *e, int device_index, bool validation, taesd_log_fn log, void *log_user,
+                         char *err, size_t errlen);
+void engine_destroy(engine *e);
+
+/* One resolution of one graph: everything a run needs, recorded once. */
+typedef struct plan {
+    int h, w, out_h, out_w;
+    vk_buffer bufs[GBUF_COUNT];
+    vk_buffer staging_in, staging_out;
+    VkDescriptorPool pool;
+    VkCommandBuffer cmd;
+    VkFence fence;
+    uint64_t last_used;
+    uint64_t device_bytes;
+} plan;
+
+#define GPU_GRAPH_MAX_PLANS 4
+
+/* A graph whose weights live on the device, plus its plans. */
+typedef struct gpu_graph {
+    const graph *g;                     /* not owned */
+    bool fp16;
+    vk_buffer weights;
+    VkDeviceSize *w_off, *b_off, *aff_off, *w_size, *b_size, *aff_size;  /* per op; size 0: none */
+    VkPipeline *pipes;                  /* per op (owned by the engine's cache) */
+    plan *plans[GPU_GRAPH_MAX_PLANS];
+    uint64_t use_clock;
+} gpu_graph;
+
+taesd_result gpu_graph_create(engine *e, const graph *g, bool fp16, gpu_graph *out, char *err, size_t errlen);
+void gpu_graph_destroy(engine *e, gpu_graph *gg);
+/* Runs the graph on a planar float32 CHW input of h×w; writes the planar float32 output. Builds the plan for
+ * this size on first use (the plan is kept: later calls at this size only upload, submit and wait). */
+taesd_result gpu_graph_run(engine *e, gpu_graph *gg, const float *input, int h, int w, float *output, char *err,
+                           size_t errlen);
+
+#endif
