@@ -79,8 +79,10 @@ void main()
     const int ox0 = int(gl_GlobalInvocationID.x) * PX;
     const int oy = int(gl_GlobalInvocationID.y);
     const int cob0 = int(gl_WorkGroupID.z) * COB;   // uniform across the workgroup: weight loads are uniform
-    if (oy >= pc.out_h || ox0 >= pc.out_w)
-        return;
+    // No early return: on SIMD-per-lane implementations (lavapipe) divergent control flow before the loops would
+    // turn the uniform weight loads into per-lane gathers. Out-of-range lanes compute on clamped coordinates and
+    // skip only the stores.
+    const bool in_range = oy < pc.out_h && ox0 < pc.out_w;
 
     const int vh = UPSAMPLE ? pc.in_h * 2 : pc.in_h;  // virtual (upsampled) input size
     const int vw = UPSAMPLE ? pc.in_w * 2 : pc.in_w;
@@ -105,16 +107,15 @@ void main()
             for (int kx = 0; kx < KSIZE; kx++) {
                 vec4 v[PX];
                 [[unroll]] for (int p = 0; p < PX; p++) {
+                    // Branch-free zero padding: load from a clamped address, then select.
                     const int ix = (ox0 + p) * STRIDE + kx - PAD;
-                    v[p] = vec4(0.0);
-                    if (row_ok && ix >= 0 && ix < vw) {
-                        vec4 t = load_src(ci4, iy >> ushift, ix >> ushift);
-                        if (TANH_IN)
-                            t = tanh(clamp(t / 3.0, -15.0, 15.0)) * 3.0;  // clamp: some tanh lowerings overflow to NaN
-                        if (GN_IN)
-                            t = max(t * gn_scale + gn_shift, 0.0);
-                        v[p] = t;
-                    }
+                    const bool ok = row_ok && ix >= 0 && ix < vw;
+                    vec4 t = load_src(ci4, clamp(iy, 0, vh - 1) >> ushift, clamp(ix, 0, vw - 1) >> ushift);
+                    if (TANH_IN)
+                        t = tanh(clamp(t / 3.0, -15.0, 15.0)) * 3.0;  // clamp: some tanh lowerings overflow to NaN
+                    if (GN_IN)
+                        t = max(t * gn_scale + gn_shift, 0.0);
+                    v[p] = ok ? t : vec4(0.0);
                 }
                 const int tap = ky * KSIZE + kx;
                 [[unroll]] for (int o = 0; o < COB; o++) {
@@ -128,6 +129,8 @@ void main()
         }
     }
 
+    if (!in_range)
+        return;
     for (int o = 0; o < COB; o++) {
         const int co4 = cob0 + o;
         if (co4 >= COUT4)
