@@ -193,10 +193,15 @@ taesd_result taesd_model_load(taesd_context *ctx, const taesd_model_desc *desc, 
     tt_free(&t1);
     tt_free(&t2);
     if (br != 0) {
-        if (desc->path2)
-            set_error(ctx, MSG_MODEL_LOAD, "%s + %s: %s", desc->path, desc->path2, err);
-        else
+        /* model_build marks problems of the second table; name that file. */
+        const char *mark = " (second file)";
+        size_t el = strlen(err), ml = strlen(mark);
+        if (desc->path2 && el > ml && strcmp(err + el - ml, mark) == 0) {
+            err[el - ml] = 0;
+            set_error(ctx, MSG_MODEL_LOAD, "%s: %s", desc->path2, err);
+        } else {
             set_error(ctx, MSG_MODEL_LOAD, "%s: %s", desc->path, err);
+        }
         free(m);
         return TAESD_ERROR_FORMAT;
     }
