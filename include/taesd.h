@@ -94,6 +94,7 @@ typedef struct taesd_model_desc {
     const char *path2;         /* optional second file (e.g. encoder + decoder given separately) */
     taesd_variant variant;     /* AUTO: detect */
     taesd_precision precision; /* AUTO: fp16 if the device supports it */
+    bool profile;              /* record GPU timestamps around every op (taesd_model_op_times) */
 } taesd_model_desc;
 
 TAESD_API taesd_result taesd_model_load(taesd_context *ctx, const taesd_model_desc *desc, taesd_model **out);
@@ -123,6 +124,29 @@ TAESD_API int taesd_output_size(const taesd_model *model, taesd_part part, int h
 TAESD_API taesd_result taesd_decode(taesd_model *model, const float *latent, int channels, int h, int w, float *rgb);
 /* Encode an image (float32 CHW 3×h×w in [0,1]) into latents (float32 CHW C×ceil(h/s)×ceil(w/s)). Blocking. */
 TAESD_API taesd_result taesd_encode(taesd_model *model, const float *rgb, int h, int w, float *latent);
+
+/* Cost of one run of `part` at an input of h×w: FLOPs and device memory. Builds the plan for that size if needed
+ * (so the memory figure is exact); no run happens. */
+typedef struct taesd_run_cost {
+    double flops;              /* floating-point operations, 2 per multiply-add */
+    uint64_t plan_bytes;       /* device memory of the plan: activation, GroupNorm and staging buffers */
+    uint64_t weight_bytes;     /* device memory of this part's packed weights */
+} taesd_run_cost;
+TAESD_API taesd_result taesd_model_run_cost(taesd_model *model, taesd_part part, int h, int w, taesd_run_cost *out);
+
+/* GPU time of every op of the last run of `part` at h×w, from timestamp queries (needs taesd_model_desc.profile
+ * and a device with compute timestamps). Fills up to `capacity` entries; returns the op count, or -1 if there is no
+ * profiled run at that size. Names are the Sequential indices of the weights ("3.conv.0"); valid until the model is
+ * destroyed. */
+typedef struct taesd_op_time {
+    const char *name;
+    const char *kind;          /* "conv3x3", "conv1x1", "gn_stats", "gn_apply" */
+    int out_h, out_w, cin, cout;
+    double flops;
+    double ms;
+} taesd_op_time;
+TAESD_API int taesd_model_op_times(taesd_model *model, taesd_part part, int h, int w, taesd_op_time *out,
+                                   int capacity);
 
 TAESD_API const char *taesd_result_string(taesd_result r);
 TAESD_API const char *taesd_variant_name(taesd_variant v);

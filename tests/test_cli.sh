@@ -201,6 +201,20 @@ else bad "info with two files lists both parts" "stdout: $(tr '\n' '|' <"$tmp/st
 expect_rc "info on the ComfyUI file" 0 info -m "$w/synth_sd_comfy_combined_f16.safetensors"
 if grep -q '^vae_scale: *0\.182' "$tmp/stdout"; then ok "info prints vae_scale"; else bad "info prints vae_scale"; fi
 
+# ---- bench ----
+expect_rc "bench decoder" 0 bench -m "$sd_dec" --size 64x48 --runs 2 --layers
+if grep -q 'GFLOP/s' "$tmp/stdout" && grep -q '^GPU total' "$tmp/stdout" && grep -q '19 *conv3x3 *64>3' "$tmp/stdout"
+then ok "bench prints throughput and every op"; else bad "bench prints throughput and every op" "stdout: $(tr '\n' '|' <"$tmp/stdout")"; fi
+expect_rc "bench encoder --json" 0 bench -m "$w/synth_sd_comfy_combined_f16.safetensors" --part encoder --size 60x44 --runs 1 --json
+case $(cat "$tmp/stdout") in
+'{"variant": "taesd", "part": "encoder", '*'"output": [4, 6, 8]'*'"median_ms": '*'}') ok "bench --json is one object with the output shape" ;;
+*) bad "bench --json is one object with the output shape" "stdout: $(cat "$tmp/stdout")" ;;
+esac
+usage_error "bench without --size" bench -m "$sd_dec"
+usage_error "bench with a bad --size" bench -m "$sd_dec" --size 64by48
+usage_error "bench decoder size not a multiple of 8" bench -m "$sd_dec" --size 60x44
+usage_error "bench --runs 0" bench -m "$sd_dec" --size 64x64 --runs 0
+
 # ---- runtime errors: exit 1, one stderr line naming the file, no output ----
 head -c 5000 "$w/taef2_decoder.pth" >"$tmp/truncated.pth"
 echo "this is not a weights file" >"$tmp/text.safetensors"

@@ -91,7 +91,7 @@ static void check_graph(graph *g, int h, int w, const char *what)
             continue;
         char err[512] = "";
         gpu_graph gg;
-        taesd_result r = gpu_graph_create(g_engine, g, fp16, &gg, err, sizeof err);
+        taesd_result r = gpu_graph_create(g_engine, g, fp16, false, &gg, err, sizeof err);
         if (r != TAESD_OK)
             fail_msg("%s: gpu_graph_create: %s", what, err);
         memset(out, 0xff, nout * sizeof(float));  /* NaN: a pixel never written fails the comparison */
@@ -207,7 +207,7 @@ static void test_plan_reuse(void **state)
     graph_finish(&g);
     char err[512];
     gpu_graph gg;
-    assert_int_equal(gpu_graph_create(g_engine, &g, false, &gg, err, sizeof err), TAESD_OK);
+    assert_int_equal(gpu_graph_create(g_engine, &g, false, false, &gg, err, sizeof err), TAESD_OK);
     float in[4 * 6 * 7], out[3 * 6 * 7];
     fill_random(in, 4 * 6 * 7, 5, -1, 1);
     assert_int_equal(gpu_graph_run(g_engine, &gg, in, 6, 7, out, err, sizeof err), TAESD_OK);

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ enum { MAX_DEVICES = 16 };
 #define LATENT_PNG_SCALE (1.0f / 6.0f)
 #define LATENT_PNG_OFFSET 0.5f
 
-typedef enum command { CMD_NONE, CMD_DECODE, CMD_ENCODE, CMD_ROUNDTRIP, CMD_INFO } command;
+typedef enum command { CMD_NONE, CMD_DECODE, CMD_ENCODE, CMD_ROUNDTRIP, CMD_INFO, CMD_BENCH } command;
 
 typedef struct options {
     command cmd;
@@ -45,6 +46,11 @@ typedef struct options {
     int device;
     bool validation;
     bool verbose;
+    /* bench */
+    int size_w, size_h;         /* image size in pixels */
+    int part;                   /* taesd_part, 0: the decoder if present, else the encoder */
+    int runs, warmup;
+    bool layers, json;
 } options;
 
 /* Passed to the library's log callback as its user pointer (no global state). */
@@ -61,6 +67,7 @@ static const char usage_main[] =
     "  encode     -m WEIGHTS [-m WEIGHTS2] IN.png|IN.jpg|IN.npy -o OUT.npy|OUT.png   image -> latent\n"
     "  roundtrip  -m ENC [-m DEC] IN.png|IN.jpg|IN.npy -o OUT.png|OUT.npy       encode, then decode\n"
     "  info       -m WEIGHTS [-m WEIGHTS2]                                   describe a weights file\n"
+    "  bench      -m WEIGHTS --size WxH [--part decoder|encoder] [--runs N]   time runs (see bench --help)\n"
     "\n"
     "Options (decode, encode, roundtrip, info):\n"
     "  -m, --model FILE        weights (.pth or .safetensors); give twice for separate encoder and decoder files\n"
@@ -114,6 +121,21 @@ static const char usage_roundtrip[] =
     "\n"
     "Options: --precision auto|fp32|fp16, --variant auto|taesd|taesd3|taef2|taesana, --device N,\n"
     "         --validation, -v/--verbose (see taesd --help)\n";
+
+static const char usage_bench[] =
+    "usage: taesd bench -m WEIGHTS --size WxH [OPTIONS]\n"
+    "\n"
+    "Times decodes or encodes of an image size on the device: the first call (builds the plan: buffers,\n"
+    "descriptor sets, the recorded command buffer; lavapipe also compiles its shaders here), then steady-state\n"
+    "runs (upload, submit, wait, download). Prints min/median/max, GFLOP/s and device memory.\n"
+    "  --size WxH              image size in pixels (decoder output / encoder input); a multiple of the\n"
+    "                          spatial scale for the decoder\n"
+    "  --part decoder|encoder  default: the decoder if the weights hold one\n"
+    "  --runs N                steady-state runs (default 5), --warmup N: untimed runs after the first (default 1)\n"
+    "  --layers                GPU time of every op from timestamp queries (last run)\n"
+    "  --json                  one JSON object on stdout instead of text\n"
+    "\n"
+    "Options: --precision auto|fp32|fp16, --variant, --device N, --validation, -v (see taesd --help)\n";
 
 static const char usage_info[] =
     "usage: taesd info -m WEIGHTS [-m WEIGHTS2] [OPTIONS]\n"
@@ -255,7 +277,8 @@ static int parse_command_args(int argc, char **argv, int first, options *o)
         if (IS("-h") || IS("--help")) {
             const char *text = o->cmd == CMD_DECODE ? usage_decode
                              : o->cmd == CMD_ENCODE ? usage_encode
-                             : o->cmd == CMD_ROUNDTRIP ? usage_roundtrip : usage_info;
+                             : o->cmd == CMD_ROUNDTRIP ? usage_roundtrip
+                             : o->cmd == CMD_BENCH ? usage_bench : usage_info;
             fputs(text, stdout);
             return 0;
         } else if (IS("-m") || IS("--model")) {
@@ -295,6 +318,31 @@ static int parse_command_args(int argc, char **argv, int first, options *o)
             o->validation = true;
         } else if ((IS("-v") || IS("--verbose")) && a[len] == '\0') {
             o->verbose = true;
+        } else if (o->cmd == CMD_BENCH && IS("--size")) {
+            char tail;
+            if ((v = option_value(argc, argv, &i, a, len)) == NULL)
+                return EXIT_USAGE;
+            if (sscanf(v, "%dx%d%c", &o->size_w, &o->size_h, &tail) != 2 || o->size_w < 1 || o->size_h < 1 ||
+                o->size_w > 65536 || o->size_h > 65536)
+                return usage_error("bench: --size needs WxH in pixels, e.g. 512x512, not '%s'", v);
+        } else if (o->cmd == CMD_BENCH && IS("--part")) {
+            if ((v = option_value(argc, argv, &i, a, len)) == NULL)
+                return EXIT_USAGE;
+            if (strcmp(v, "decoder") == 0) o->part = TAESD_PART_DECODER;
+            else if (strcmp(v, "encoder") == 0) o->part = TAESD_PART_ENCODER;
+            else return usage_error("bench: --part must be decoder or encoder, not '%s'", v);
+        } else if (o->cmd == CMD_BENCH && (IS("--runs") || IS("--warmup"))) {
+            bool runs = IS("--runs");
+            int n;
+            if ((v = option_value(argc, argv, &i, a, len)) == NULL)
+                return EXIT_USAGE;
+            if (parse_int(v, &n) != 0 || n < (runs ? 1 : 0) || n > 100000)
+                return usage_error("bench: %s needs a count, not '%s'", runs ? "--runs" : "--warmup", v);
+            *(runs ? &o->runs : &o->warmup) = n;
+        } else if (o->cmd == CMD_BENCH && IS("--layers") && a[len] == '\0') {
+            o->layers = true;
+        } else if (o->cmd == CMD_BENCH && IS("--json") && a[len] == '\0') {
+            o->json = true;
         } else {
             return usage_error("%s: unknown option '%s'", o->cmd_name, a);
         }
@@ -303,11 +351,13 @@ static int parse_command_args(int argc, char **argv, int first, options *o)
 
     if (o->nmodel == 0)
         return usage_error("%s: missing -m WEIGHTS", o->cmd_name);
-    if (o->cmd == CMD_INFO) {
+    if (o->cmd == CMD_INFO || o->cmd == CMD_BENCH) {
         if (o->in != NULL)
-            return usage_error("info: unexpected argument '%s'", o->in);
+            return usage_error("%s: unexpected argument '%s'", o->cmd_name, o->in);
         if (o->out != NULL)
-            return usage_error("info takes no -o");
+            return usage_error("%s takes no -o", o->cmd_name);
+        if (o->cmd == CMD_BENCH && o->size_w == 0)
+            return usage_error("bench: missing --size WxH");
         return -1;
     }
     if (o->in == NULL)
@@ -453,6 +503,7 @@ static int open_session(session *s)
     md.path2 = o->nmodel == 2 ? o->model[1] : NULL;
     md.variant = o->variant;
     md.precision = o->precision;
+    md.profile = o->layers;
     r = taesd_model_load(s->ctx, &md, &s->model);
     if (r != TAESD_OK) {
         const char *e = taesd_context_last_error(s->ctx);
@@ -650,6 +701,144 @@ static int cmd_info(session *s)
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_bench(session *s)
+{
+    options *o = (options *)s->o;
+    int rc = open_session(s);
+    if (rc != 0)
+        return rc;
+    const taesd_model_info *mi = &s->info;
+    taesd_part part = o->part ? (taesd_part)o->part : mi->has_decoder ? TAESD_PART_DECODER : TAESD_PART_ENCODER;
+    if ((rc = need_parts(s, part == TAESD_PART_ENCODER, part == TAESD_PART_DECODER)) != 0)
+        return rc;
+    const bool dec = part == TAESD_PART_DECODER;
+    const int scale = mi->scale;
+    if (dec && (o->size_w % scale || o->size_h % scale))
+        return usage_error("bench: --size %dx%d is not a multiple of the decoder's scale %d", o->size_w, o->size_h,
+                           scale);
+    /* Input size of the part: a latent for the decoder, the image for the encoder. */
+    const int ih = dec ? o->size_h / scale : o->size_h, iw = dec ? o->size_w / scale : o->size_w;
+    const int ic = dec ? mi->latent_channels : 3;
+    int oh = 0, ow = 0;
+    if (!taesd_output_size(s->model, part, ih, iw, &oh, &ow))
+        return fail("bench: size %dx%d is not supported", o->size_w, o->size_h);
+    const int oc = dec ? 3 : mi->latent_channels;
+    const int runs = o->runs ? o->runs : 5, warmup = o->warmup;
+
+    float *in = malloc((size_t)ic * ih * iw * sizeof(float));
+    float *out = malloc((size_t)oc * oh * ow * sizeof(float));
+    double *t = malloc((size_t)runs * sizeof(double));
+    taesd_op_time *ops = NULL;
+    int nops = 0;
+    if (!in || !out || !t) {
+        rc = fail("bench: out of memory");
+        goto done;
+    }
+    /* Deterministic smooth input: latents ~ N(0,1)-sized, images in [0,1]. */
+    for (int c = 0; c < ic; c++)
+        for (int y = 0; y < ih; y++)
+            for (int x = 0; x < iw; x++) {
+                float v = sinf(0.11f * (float)x + 0.7f * (float)c) * cosf(0.07f * (float)y - 0.3f * (float)c);
+                in[((size_t)c * ih + y) * iw + x] = dec ? 1.5f * v : 0.5f + 0.5f * v;
+            }
+    taesd_run_cost cost;
+    taesd_result r;
+#define RUN() (dec ? taesd_decode(s->model, in, ic, ih, iw, out) : taesd_encode(s->model, in, ih, iw, out))
+    double t0 = now_s();
+    r = RUN();
+    const double first_ms = (now_s() - t0) * 1e3;
+    if (r != TAESD_OK) {
+        rc = run_error(s, r, "bench");
+        goto done;
+    }
+    for (int i = 0; i < warmup && r == TAESD_OK; i++)
+        r = RUN();
+    for (int i = 0; i < runs && r == TAESD_OK; i++) {
+        t0 = now_s();
+        r = RUN();
+        t[i] = (now_s() - t0) * 1e3;
+    }
+#undef RUN
+    if (r == TAESD_OK)
+        r = taesd_model_run_cost(s->model, part, ih, iw, &cost);
+    if (r != TAESD_OK) {
+        rc = run_error(s, r, "bench");
+        goto done;
+    }
+    if (o->layers) {
+        nops = taesd_model_op_times(s->model, part, ih, iw, NULL, 0);
+        if (nops > 0 && (ops = calloc((size_t)nops, sizeof *ops)) != NULL)
+            nops = taesd_model_op_times(s->model, part, ih, iw, ops, nops);
+        if (nops <= 0 || !ops) {
+            rc = fail("bench: --layers: this device has no compute timestamps");
+            goto done;
+        }
+    }
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    const double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    const double gflop = cost.flops * 1e-9, mib = 1.0 / (1024.0 * 1024.0);
+    taesd_device_info dev;
+    taesd_context_device_info(s->ctx, &dev);
+    const char *pname = precision_name(mi->precision), *partname = dec ? "decoder" : "encoder";
+    if (o->json) {
+        printf("{\"variant\": \"%s\", \"part\": \"%s\", \"precision\": \"%s\", \"device\": \"%s\", "
+               "\"input\": [%d, %d, %d], \"output\": [%d, %d, %d], \"gflop\": %.3f, \"first_ms\": %.3f, "
+               "\"runs\": %d, \"min_ms\": %.3f, \"median_ms\": %.3f, \"max_ms\": %.3f, \"gflops\": %.2f, "
+               "\"device_bytes\": %llu, \"weight_bytes\": %llu",
+               mi->variant_name, partname, pname, dev.name, ic, ih, iw, oc, oh, ow, gflop, first_ms, runs, t[0], med,
+               t[runs - 1], gflop / (med * 1e-3), (unsigned long long)(cost.plan_bytes + cost.weight_bytes),
+               (unsigned long long)cost.weight_bytes);
+        if (o->layers) {
+            printf(", \"layers\": [");
+            for (int i = 0; i < nops; i++)
+                printf("%s{\"name\": \"%s\", \"kind\": \"%s\", \"cin\": %d, \"cout\": %d, \"out\": [%d, %d], "
+                       "\"gflop\": %.4f, \"ms\": %.4f}",
+                       i ? ", " : "", ops[i].name, ops[i].kind, ops[i].cin, ops[i].cout, ops[i].out_h, ops[i].out_w,
+                       ops[i].flops * 1e-9, ops[i].ms);
+            printf("]");
+        }
+        printf("}\n");
+    } else {
+        printf("%s %s, %s, %s (%s)\n", mi->variant_name, partname, pname, dev.name, device_type_name(dev.type));
+        printf("input %dx%dx%d -> output %dx%dx%d, %.2f GFLOP per run\n", ic, ih, iw, oc, oh, ow, gflop);
+        printf("first call (plan build + run): %10.2f ms\n", first_ms);
+        printf("steady state, %d runs:          min %.2f ms, median %.2f ms, max %.2f ms\n", runs, t[0], med,
+               t[runs - 1]);
+        printf("throughput (median):           %.2f GFLOP/s\n", gflop / (med * 1e-3));
+        printf("device memory:                 %.1f MiB (weights %.1f MiB, buffers %.1f MiB)\n",
+               (double)(cost.plan_bytes + cost.weight_bytes) * mib, (double)cost.weight_bytes * mib,
+               (double)cost.plan_bytes * mib);
+        if (o->layers) {
+            double total = 0;
+            for (int i = 0; i < nops; i++)
+                total += ops[i].ms;
+            printf("\n%-4s %-12s %-9s %9s %11s %9s %10s %6s\n", "op", "name", "kind", "cin>cout", "out", "ms",
+                   "GFLOP/s", "share");
+            for (int i = 0; i < nops; i++) {
+                char io[24], sz[24];
+                snprintf(io, sizeof io, "%d>%d", ops[i].cin, ops[i].cout);
+                snprintf(sz, sizeof sz, "%dx%d", ops[i].out_w, ops[i].out_h);
+                printf("%-4d %-12s %-9s %9s %11s %9.3f %10.2f %5.1f%%\n", i, ops[i].name, ops[i].kind, io, sz,
+                       ops[i].ms, ops[i].ms > 0 ? ops[i].flops * 1e-6 / ops[i].ms : 0.0,
+                       total > 0 ? 100.0 * ops[i].ms / total : 0.0);
+            }
+            printf("GPU total %.2f ms\n", total);
+        }
+    }
+done:
+    free(in);
+    free(out);
+    free(t);
+    free(ops);
+    return rc;
+}
+
 static int list_devices(void)
 {
     taesd_device_info devs[MAX_DEVICES];
@@ -698,6 +887,7 @@ int main(int argc, char **argv)
     else if (strcmp(c, "encode") == 0) o.cmd = CMD_ENCODE;
     else if (strcmp(c, "roundtrip") == 0) o.cmd = CMD_ROUNDTRIP;
     else if (strcmp(c, "info") == 0) o.cmd = CMD_INFO;
+    else if (strcmp(c, "bench") == 0) o.cmd = CMD_BENCH;
     else if (c[0] == '-') return usage_error("unknown option '%s'", c);
     else return usage_error("unknown command '%s'", c);
     o.cmd_name = c;
@@ -711,7 +901,7 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof s);
     s.o = &o;
     s.log.print = o.verbose || o.validation;
-    rc = o.cmd == CMD_INFO ? cmd_info(&s) : cmd_run(&s);
+    rc = o.cmd == CMD_INFO ? cmd_info(&s) : o.cmd == CMD_BENCH ? cmd_bench(&s) : cmd_run(&s);
 
     if (rc == 0)
         rc = check_validation(&s);

@@ -179,27 +179,29 @@ int graph_output_size(const graph *g, int h, int w, int *oh, int *ow)
     return r;
 }
 
+double graph_op_flops(const gop *o, gdims in, gdims out)
+{
+    double pin = (double)in.h * in.w, pout = (double)out.h * out.w;
+    switch (o->kind) {
+    case GOP_CONV3X3: return 2.0 * o->cin * o->cout * 9.0 * pout;
+    case GOP_CONV1X1: return 2.0 * o->cin * o->cout * pout;
+    /* two passes: sum; then subtract, square, add */
+    case GOP_GN_STATS: return 4.0 * o->cin * pin;
+    /* normalize + affine + relu, the 1x1 conv, the residual add */
+    case GOP_GN_APPLY: return 4.0 * o->cin * pin + 2.0 * o->cin * o->cout * pout + (double)o->cout * pout;
+    default: return 0;
+    }
+}
+
 double graph_flops(const graph *g, int h, int w)
 {
     if (!g || g->nops < 1)
         return 0;
     gdims *in = malloc((size_t)g->nops * sizeof *in), *out = malloc((size_t)g->nops * sizeof *out);
     double f = 0;
-    if (in && out && graph_dims(g, h, w, in, out) == 0) {
-        for (int i = 0; i < g->nops; i++) {
-            const gop *o = &g->ops[i];
-            double pin = (double)in[i].h * in[i].w, pout = (double)out[i].h * out[i].w;
-            switch (o->kind) {
-            case GOP_CONV3X3: f += 2.0 * o->cin * o->cout * 9.0 * pout; break;
-            case GOP_CONV1X1: f += 2.0 * o->cin * o->cout * pout; break;
-            /* two passes: sum; then subtract, square, add */
-            case GOP_GN_STATS: f += 4.0 * o->cin * pin; break;
-            /* normalize + affine + relu, the 1x1 conv, the residual add */
-            case GOP_GN_APPLY: f += 4.0 * o->cin * pin + 2.0 * o->cin * o->cout * pout + (double)o->cout * pout; break;
-            default: break;
-            }
-        }
-    }
+    if (in && out && graph_dims(g, h, w, in, out) == 0)
+        for (int i = 0; i < g->nops; i++)
+            f += graph_op_flops(&g->ops[i], in[i], out[i]);
     free(in);
     free(out);
     return f;

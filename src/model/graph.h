@@ -89,6 +89,8 @@ int graph_dims(const graph *g, int h, int w, gdims *in_dims, gdims *out_dims);
 int graph_output_size(const graph *g, int h, int w, int *oh, int *ow);
 /* Multiply-adds ×2 for one run at h×w. */
 double graph_flops(const graph *g, int h, int w);
+/* FLOPs of one op given its input and output sizes (from graph_dims). */
+double graph_op_flops(const gop *op, gdims in, gdims out);
 
 /* Builds a graph by hand (tests): add params and ops. Returns the new param index. */
 int graph_add_param(graph *g, const char *name, int ndim, const int *shape, const float *data);

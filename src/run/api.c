@@ -206,11 +206,11 @@ taesd_result taesd_model_load(taesd_context *ctx, const taesd_model_desc *desc, 
         return TAESD_ERROR_FORMAT;
     }
     if (m->mw.encoder) {
-        r = gpu_graph_create(&ctx->e, m->mw.encoder, fp16, &m->enc, err, sizeof err);
+        r = gpu_graph_create(&ctx->e, m->mw.encoder, fp16, desc->profile, &m->enc, err, sizeof err);
         m->has_enc = r == TAESD_OK;
     }
     if (r == TAESD_OK && m->mw.decoder) {
-        r = gpu_graph_create(&ctx->e, m->mw.decoder, fp16, &m->dec, err, sizeof err);
+        r = gpu_graph_create(&ctx->e, m->mw.decoder, fp16, desc->profile, &m->dec, err, sizeof err);
         m->has_dec = r == TAESD_OK;
     }
     if (r != TAESD_OK) {
@@ -270,11 +270,20 @@ int taesd_output_size(const taesd_model *m, taesd_part part, int h, int w, int *
     return 1;
 }
 
+static gpu_graph *part_graph(taesd_model *m, taesd_part part)
+{
+    if (part == TAESD_PART_DECODER)
+        return m->has_dec ? &m->dec : NULL;
+    if (part == TAESD_PART_ENCODER)
+        return m->has_enc ? &m->enc : NULL;
+    return NULL;
+}
+
 static taesd_result run(taesd_model *m, taesd_part part, const float *in, int channels, int h, int w, float *out)
 {
     taesd_context *ctx = m->ctx;
     const char *what = part == TAESD_PART_DECODER ? "decode" : "encode";
-    gpu_graph *gg = part == TAESD_PART_DECODER ? (m->has_dec ? &m->dec : NULL) : (m->has_enc ? &m->enc : NULL);
+    gpu_graph *gg = part_graph(m, part);
     if (!gg) {
         set_error(ctx, MSG_RUN, "%s: the loaded weights hold no %s", what,
                   part == TAESD_PART_DECODER ? "decoder" : "encoder");
@@ -306,6 +315,58 @@ static taesd_result run(taesd_model *m, taesd_part part, const float *in, int ch
     if (r != TAESD_OK)
         set_error(ctx, MSG_RUN, "%s: %s", what, err);
     return r;
+}
+
+taesd_result taesd_model_run_cost(taesd_model *m, taesd_part part, int h, int w, taesd_run_cost *out)
+{
+    if (!m || !out)
+        return TAESD_ERROR_INVALID_ARGUMENT;
+    gpu_graph *gg = part_graph(m, part);
+    if (!gg) {
+        set_error(m->ctx, MSG_INVALID_ARGUMENT, "run cost: the loaded weights hold no such part");
+        return TAESD_ERROR_UNSUPPORTED;
+    }
+    int oh, ow;
+    if (h < 1 || w < 1 || graph_output_size(gg->g, h, w, &oh, &ow) != 0) {
+        set_error(m->ctx, MSG_INVALID_ARGUMENT, "run cost: input size %dx%d is not supported", w, h);
+        return TAESD_ERROR_SHAPE;
+    }
+    memset(out, 0, sizeof *out);
+    out->flops = graph_flops(gg->g, h, w);
+    char err[512];
+    taesd_result r = gpu_graph_memory(&m->ctx->e, gg, h, w, &out->plan_bytes, &out->weight_bytes, err, sizeof err);
+    if (r != TAESD_OK)
+        set_error(m->ctx, MSG_RUN, "%s", err);
+    return r;
+}
+
+int taesd_model_op_times(taesd_model *m, taesd_part part, int h, int w, taesd_op_time *out, int capacity)
+{
+    static const char *const kinds[GOP_KIND_COUNT] = { "conv3x3", "conv1x1", "gn_stats", "gn_apply" };
+    gpu_graph *gg = m ? part_graph(m, part) : NULL;
+    if (!gg || (capacity > 0 && !out))
+        return -1;
+    const graph *g = gg->g;
+    double *ms = calloc((size_t)g->nops, sizeof *ms);
+    gdims *ind = calloc((size_t)g->nops, sizeof *ind), *outd = calloc((size_t)g->nops, sizeof *outd);
+    int n = -1;
+    if (ms && ind && outd && graph_dims(g, h, w, ind, outd) == 0)
+        n = gpu_graph_op_times(&m->ctx->e, gg, h, w, ms, g->nops);
+    for (int i = 0; i < n && i < capacity; i++) {
+        const gop *op = &g->ops[i];
+        out[i] = (taesd_op_time){ .name = op->name,
+                                  .kind = kinds[op->kind],
+                                  .out_h = outd[i].h,
+                                  .out_w = outd[i].w,
+                                  .cin = op->cin,
+                                  .cout = op->cout,
+                                  .flops = graph_op_flops(op, ind[i], outd[i]),
+                                  .ms = ms[i] };
+    }
+    free(ms);
+    free(ind);
+    free(outd);
+    return n;
 }
 
 taesd_result taesd_decode(taesd_model *m, const float *latent, int channels, int h, int w, float *rgb)

@@ -253,11 +253,13 @@ static void op_pipeline_key(const engine *e, const gop *op, bool fp16, pipeline_
     k->nspec = 15;
 }
 
-taesd_result gpu_graph_create(engine *e, const graph *g, bool fp16, gpu_graph *gg, char *err, size_t errlen)
+taesd_result gpu_graph_create(engine *e, const graph *g, bool fp16, bool profile, gpu_graph *gg, char *err,
+                              size_t errlen)
 {
     memset(gg, 0, sizeof *gg);
     gg->g = g;
     gg->fp16 = fp16;
+    gg->profile = profile && e->rt.props.limits.timestampComputeAndGraphics;
     size_t n = (size_t)(g->nops > 0 ? g->nops : 1);
     gg->w_off = calloc(n, sizeof(VkDeviceSize));
     gg->b_off = calloc(n, sizeof(VkDeviceSize));
@@ -364,6 +366,8 @@ static void plan_destroy(engine *e, plan *p)
     const vk_dispatch *vk = &e->rt.vk;
     if (p->fence)
         vk->vkDestroyFence(e->rt.device, p->fence, NULL);
+    if (p->timestamps)
+        vk->vkDestroyQueryPool(e->rt.device, p->timestamps, NULL);
     if (p->cmd)
         vk->vkFreeCommandBuffers(e->rt.device, e->rt.command_pool, 1, &p->cmd);
     if (p->pool)
@@ -460,6 +464,17 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
         r = vkrt_buffer_create(&e->rt, need[GBUF_OUTPUT], true, &p->staging_out, err, errlen);
     if (r != TAESD_OK)
         goto done;
+    p->device_bytes += need[GBUF_INPUT] + need[GBUF_OUTPUT];
+    if (gg->profile) {
+        VkQueryPoolCreateInfo qpci = { .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                       .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                       .queryCount = (uint32_t)g->nops + 1 };
+        VkResult qr = vk->vkCreateQueryPool(e->rt.device, &qpci, NULL, &p->timestamps);
+        if (qr != VK_SUCCESS) {
+            r = vk_fail(qr, "vkCreateQueryPool", err, errlen);
+            goto done;
+        }
+    }
 
     /* Descriptor sets: one per op, written once. */
     VkDescriptorPoolSize ps = { .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
@@ -526,10 +541,14 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
     }
     VkCommandBufferBeginInfo cbbi = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO };
     vk->vkBeginCommandBuffer(p->cmd, &cbbi);
+    if (p->timestamps)
+        vk->vkCmdResetQueryPool(p->cmd, p->timestamps, 0, (uint32_t)g->nops + 1);
     VkBufferCopy cin = { 0, 0, need[GBUF_INPUT] };
     vk->vkCmdCopyBuffer(p->cmd, p->staging_in.buffer, p->bufs[GBUF_INPUT].buffer, 1, &cin);
     compute_barrier(vk, p->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT);
+    if (p->timestamps)
+        vk->vkCmdWriteTimestamp(p->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, p->timestamps, 0);
     for (int i = 0; i < g->nops; i++) {
         const gop *op = &g->ops[i];
         int32_t pc[4] = { ind[i].h, ind[i].w, outd[i].h, outd[i].w };
@@ -548,6 +567,8 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
         compute_barrier(vk, p->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                         VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT);
+        if (p->timestamps)
+            vk->vkCmdWriteTimestamp(p->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, p->timestamps, (uint32_t)i + 1);
     }
     VkBufferCopy cout = { 0, 0, need[GBUF_OUTPUT] };
     vk->vkCmdCopyBuffer(p->cmd, p->bufs[GBUF_OUTPUT].buffer, p->staging_out.buffer, 1, &cout);
@@ -576,39 +597,84 @@ done:
     return r;
 }
 
+/* The plan for h×w, built on first use (a free slot, else the least recently used plan makes room). */
+static taesd_result plan_get(engine *e, gpu_graph *gg, int h, int w, plan **out, char *err, size_t errlen)
+{
+    int slot = -1;
+    for (int i = 0; i < GPU_GRAPH_MAX_PLANS; i++) {
+        if (gg->plans[i] && gg->plans[i]->h == h && gg->plans[i]->w == w) {
+            *out = gg->plans[i];
+            return TAESD_OK;
+        }
+        if (!gg->plans[i] && slot < 0)
+            slot = i;
+    }
+    if (slot < 0) {
+        slot = 0;
+        for (int i = 1; i < GPU_GRAPH_MAX_PLANS; i++)
+            if (gg->plans[i]->last_used < gg->plans[slot]->last_used)
+                slot = i;
+        plan_destroy(e, gg->plans[slot]);
+        gg->plans[slot] = NULL;
+    }
+    taesd_result r = plan_create(e, gg, h, w, out, err, errlen);
+    if (r == TAESD_OK)
+        gg->plans[slot] = *out;
+    return r;
+}
+
 taesd_result gpu_graph_run(engine *e, gpu_graph *gg, const float *input, int h, int w, float *output, char *err,
                            size_t errlen)
 {
     const graph *g = gg->g;
     plan *p = NULL;
-    int slot = -1;
-    for (int i = 0; i < GPU_GRAPH_MAX_PLANS; i++)
-        if (gg->plans[i] && gg->plans[i]->h == h && gg->plans[i]->w == w)
-            p = gg->plans[i];
-    if (!p) {
-        /* A free slot, else the least recently used plan makes room. */
-        for (int i = 0; i < GPU_GRAPH_MAX_PLANS && slot < 0; i++)
-            if (!gg->plans[i])
-                slot = i;
-        if (slot < 0) {
-            slot = 0;
-            for (int i = 1; i < GPU_GRAPH_MAX_PLANS; i++)
-                if (gg->plans[i]->last_used < gg->plans[slot]->last_used)
-                    slot = i;
-            plan_destroy(e, gg->plans[slot]);
-            gg->plans[slot] = NULL;
-        }
-        taesd_result r = plan_create(e, gg, h, w, &p, err, errlen);
-        if (r != TAESD_OK)
-            return r;
-        gg->plans[slot] = p;
-    }
+    taesd_result r = plan_get(e, gg, h, w, &p, err, errlen);
+    if (r != TAESD_OK)
+        return r;
     p->last_used = ++gg->use_clock;
 
     memcpy(p->staging_in.mapped, input, (size_t)g->in_channels * (size_t)h * (size_t)w * sizeof(float));
-    taesd_result r = vkrt_submit_wait(&e->rt, p->cmd, p->fence, err, errlen);
+    r = vkrt_submit_wait(&e->rt, p->cmd, p->fence, err, errlen);
     if (r != TAESD_OK)
         return r;
     memcpy(output, p->staging_out.mapped, (size_t)g->out_channels * (size_t)p->out_h * (size_t)p->out_w * sizeof(float));
     return TAESD_OK;
+}
+
+taesd_result gpu_graph_memory(engine *e, gpu_graph *gg, int h, int w, uint64_t *plan_bytes, uint64_t *weight_bytes,
+                              char *err, size_t errlen)
+{
+    plan *p = NULL;
+    taesd_result r = plan_get(e, gg, h, w, &p, err, errlen);
+    if (r != TAESD_OK)
+        return r;
+    *plan_bytes = p->device_bytes;
+    *weight_bytes = gg->weights.size;
+    return TAESD_OK;
+}
+
+int gpu_graph_op_times(engine *e, gpu_graph *gg, int h, int w, double *ms, int capacity)
+{
+    const graph *g = gg->g;
+    plan *p = NULL;
+    for (int i = 0; i < GPU_GRAPH_MAX_PLANS; i++)
+        if (gg->plans[i] && gg->plans[i]->h == h && gg->plans[i]->w == w)
+            p = gg->plans[i];
+    if (!p || !p->timestamps || !p->last_used)
+        return -1;
+    uint64_t *t = calloc((size_t)g->nops + 1, sizeof *t);
+    if (!t)
+        return -1;
+    VkResult vr = e->rt.vk.vkGetQueryPoolResults(e->rt.device, p->timestamps, 0, (uint32_t)g->nops + 1,
+                                                 sizeof(uint64_t) * ((size_t)g->nops + 1), t, sizeof(uint64_t),
+                                                 VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT);
+    int n = -1;
+    if (vr == VK_SUCCESS) {
+        const double period_ms = (double)e->rt.props.limits.timestampPeriod * 1e-6;
+        n = g->nops;
+        for (int i = 0; i < g->nops && i < capacity; i++)
+            ms[i] = (double)(t[i + 1] - t[i]) * period_ms;
+    }
+    free(t);
+    return n;
 }

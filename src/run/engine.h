@@ -55,8 +55,9 @@ typedef struct plan {
     VkDescriptorPool pool;
     VkCommandBuffer cmd;
     VkFence fence;
+    VkQueryPool timestamps;             /* profiling only: one timestamp before and after every op */
     uint64_t last_used;
-    uint64_t device_bytes;
+    uint64_t device_bytes;              /* activation and staging buffers of this plan */
 } plan;
 
 #define GPU_GRAPH_MAX_PLANS 4
@@ -65,6 +66,7 @@ typedef struct plan {
 typedef struct gpu_graph {
     const graph *g;                     /* not owned */
     bool fp16;
+    bool profile;                       /* record GPU timestamps around every op */
     vk_buffer weights;
     VkDeviceSize *w_off, *b_off, *aff_off, *w_size, *b_size, *aff_size;  /* per op; size 0: none */
     VkPipeline *pipes;                  /* per op (owned by the engine's cache) */
@@ -72,11 +74,19 @@ typedef struct gpu_graph {
     uint64_t use_clock;
 } gpu_graph;
 
-taesd_result gpu_graph_create(engine *e, const graph *g, bool fp16, gpu_graph *out, char *err, size_t errlen);
+taesd_result gpu_graph_create(engine *e, const graph *g, bool fp16, bool profile, gpu_graph *out, char *err,
+                              size_t errlen);
 void gpu_graph_destroy(engine *e, gpu_graph *gg);
 /* Runs the graph on a planar float32 CHW input of h×w; writes the planar float32 output. Builds the plan for
  * this size on first use (the plan is kept: later calls at this size only upload, submit and wait). */
 taesd_result gpu_graph_run(engine *e, gpu_graph *gg, const float *input, int h, int w, float *output, char *err,
                            size_t errlen);
+
+
+/* Device bytes a run at h×w uses: the plan's buffers (built if needed) plus the weights. */
+taesd_result gpu_graph_memory(engine *e, gpu_graph *gg, int h, int w, uint64_t *plan_bytes, uint64_t *weight_bytes,
+                              char *err, size_t errlen);
+/* GPU milliseconds of each op in the last run at h×w (profiling graphs only). Returns the op count, or -1. */
+int gpu_graph_op_times(engine *e, gpu_graph *gg, int h, int w, double *ms, int capacity);
 
 #endif
