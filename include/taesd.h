@@ -1,11 +1,22 @@
 /* taesd.h — Vulkan compute engine for TAESD, the tiny autoencoder for diffusion latents.
  *
  * Descriptor structs follow "zero means default": memset a desc to 0, set only what you need.
- * Every call returns a taesd_result; TAESD_OK is 0. Human-readable details go to the log callback
- * (if any) and are also kept per object: taesd_context_last_error().
+ * Every call that can fail returns a taesd_result; TAESD_OK is 0. Human-readable details (one line, no newline)
+ * go to the log callback (if any) and are also kept per context: taesd_context_last_error().
  *
- * Thread-safety: a context and everything made from it must be used from one thread at a time.
- * Different contexts are independent (no global state).
+ * Ownership: every object taesd_*_create / taesd_model_load hands out is the caller's, freed by the matching
+ * destroy call (which accepts NULL). Models must be destroyed before their context. Pointers passed in (paths,
+ * descs, input arrays) are only read during the call, never kept; output arrays are only written during the call.
+ *
+ * Thread-safety: a context and everything made from it (its models) must be used from one thread at a time.
+ * Different contexts are independent (no global state) and may be used from different threads at once. The
+ * calls that take no context (taesd_list_devices, taesd_result_string, taesd_variant_name, the taesd_latent_*
+ * calls, taesd_query_device_requirements) are thread-safe.
+ *
+ * Embedding on the application's own VkDevice: include "taesd_vulkan.h" (needs the Vulkan headers) and set
+ * taesd_context_desc.host; this header stays free of vulkan.h.
+ *
+ * Linking: `pkg-config --cflags --libs taesd` (libtaesd.so; `--static` for libtaesd.a).
  */
 #ifndef TAESD_H
 #define TAESD_H
@@ -57,14 +68,21 @@ typedef enum taesd_part { TAESD_PART_ENCODER = 1, TAESD_PART_DECODER = 2 } taesd
 
 typedef enum taesd_log_level { TAESD_LOG_ERROR = 0, TAESD_LOG_WARNING = 1, TAESD_LOG_INFO = 2, TAESD_LOG_DEBUG = 3 } taesd_log_level;
 
-/* id: a stable number for the kind of message (see TAESD_MSG_* in the docs); msg: one line, no newline. */
+/* id: a stable number for the kind of message (see docs/api.md); msg: one line, no newline, valid only during
+ * the callback. Called on the thread of the taesd call that produced the message. */
 typedef void (*taesd_log_fn)(taesd_log_level level, int id, const char *msg, void *user);
+
+/* A Vulkan device owned by the application: defined in taesd_vulkan.h. */
+typedef struct taesd_vulkan_host taesd_vulkan_host;
 
 typedef struct taesd_context_desc {
     int device_index;          /* 0: pick the best device (discrete > integrated > virtual > CPU); N: the N-th device, 1-based */
     bool enable_validation;    /* enable VK_LAYER_KHRONOS_validation and report every message as an error */
     taesd_log_fn log;          /* NULL: silent */
     void *log_user;
+    const taesd_vulkan_host *host; /* NULL: taesd opens the Vulkan loader and creates its own instance and device.
+                                    * Else: run on the application's device (taesd_vulkan.h); device_index,
+                                    * enable_validation and TAESD_VALIDATION are then ignored. */
 } taesd_context_desc;
 
 typedef struct taesd_context taesd_context;
@@ -79,14 +97,31 @@ typedef struct taesd_device_info {
     uint64_t max_storage_buffer_range;
 } taesd_device_info;
 
-/* Lists the Vulkan devices without creating a context. *count: in, capacity of out; out, devices found. */
+/* Lists the Vulkan devices without creating a context (opens the loader and a temporary instance).
+ * *count: in, the capacity of out (out may be NULL when it is 0); out, the number of devices found, which may
+ * exceed the capacity (only the first `capacity` entries are written). Thread-safe.
+ * Errors: INVALID_ARGUMENT (count NULL or negative, out NULL with a capacity), NO_DEVICE (no loader, no device),
+ * VULKAN, OUT_OF_MEMORY. */
 TAESD_API taesd_result taesd_list_devices(taesd_device_info *out, int *count);
 
+/* Creates a context: a Vulkan device (its own, or the application's: desc->host) plus taesd's shared pipeline
+ * state. desc may be NULL (all defaults). TAESD_VALIDATION=1 in the environment forces enable_validation (own
+ * device only). On failure *out is NULL and the reason goes to desc->log (id 1).
+ * Errors: INVALID_ARGUMENT (out NULL, negative device_index, an incomplete desc->host or one claiming fp16 the
+ * device lacks), NO_DEVICE (no loader, no usable device, device_index past the last one), UNSUPPORTED
+ * (validation layer missing; a host device below Vulkan 1.1 or a queue family without compute), VULKAN,
+ * OUT_OF_MEMORY. */
 TAESD_API taesd_result taesd_context_create(const taesd_context_desc *desc, taesd_context **out);
+/* Destroys the context and everything taesd created on the device (never the application's objects). Destroy
+ * its models first. Waits for taesd's work to finish (its own device: device idle; a host device: its queue idle).
+ * NULL is a no-op. */
 TAESD_API void taesd_context_destroy(taesd_context *ctx);
+/* The last error of calls on this context and its models: one line, "" if none yet. Owned by the context, valid
+ * until its next call; "no context" for NULL. */
 TAESD_API const char *taesd_context_last_error(const taesd_context *ctx);
+/* The context's device. Nothing happens for a NULL ctx or out. */
 TAESD_API void taesd_context_device_info(const taesd_context *ctx, taesd_device_info *out);
-/* Number of validation messages seen (only counts when enable_validation). */
+/* Number of validation warnings/errors seen (counts only with enable_validation on taesd's own device; else 0). */
 TAESD_API uint32_t taesd_context_validation_messages(const taesd_context *ctx);
 
 typedef struct taesd_model_desc {
@@ -97,7 +132,15 @@ typedef struct taesd_model_desc {
     bool profile;              /* record GPU timestamps around every op (taesd_model_op_times) */
 } taesd_model_desc;
 
+/* Reads the weights file(s), builds the network and uploads the weights to the device (blocking; submits to the
+ * context's queue). The model belongs to ctx: use it on ctx's thread, destroy it before ctx. On failure *out is
+ * NULL and taesd_context_last_error() reads "PATH: problem".
+ * Errors: INVALID_ARGUMENT (NULL ctx/desc/path/out, variant or precision out of range), IO (file missing or
+ * unreadable), FORMAT (malformed, hostile or truncated file; tensors fitting no variant or not the forced one),
+ * UNSUPPORTED (fp16 requested on a device or host device without it), OUT_OF_MEMORY, VULKAN. */
 TAESD_API taesd_result taesd_model_load(taesd_context *ctx, const taesd_model_desc *desc, taesd_model **out);
+/* Frees the model's device objects (after waiting as taesd_context_destroy does) and its host memory. NULL is a
+ * no-op. */
 TAESD_API void taesd_model_destroy(taesd_model *model);
 
 typedef struct taesd_model_info {
@@ -114,15 +157,23 @@ typedef struct taesd_model_info {
     taesd_precision precision; /* resolved precision the model runs in */
 } taesd_model_info;
 
+/* Fills *out; its strings are static. Nothing happens for NULL arguments. */
 TAESD_API void taesd_model_get_info(const taesd_model *model, taesd_model_info *out);
 
-/* Output size of a decode or encode for an input of h×w. Returns 0 where the size is not supported. */
+/* Output size of a decode or encode for an input of h×w. Returns 1 and writes *out_h and *out_w (either may be
+ * NULL); returns 0 where the model lacks that part, h or w < 1, or the size would overflow. */
 TAESD_API int taesd_output_size(const taesd_model *model, taesd_part part, int h, int w, int *out_h, int *out_w);
 
-/* Decode a latent (float32 CHW, `channels`×h×w, diffusion space) into rgb (float32 CHW 3×(h·s)×(w·s), raw,
- * not clamped). Blocking. */
+/* Decode a latent (float32 CHW, `channels`×h×w, diffusion space: convert other layouts with
+ * taesd_latent_to_diffusion) into rgb (float32 CHW 3×(h·s)×(w·s), raw, not clamped; size from taesd_output_size).
+ * Blocking: submits to the context's queue and waits. The first call at a new size builds a plan (slower); later
+ * calls at that size reuse it. latent and rgb stay the caller's.
+ * Errors: INVALID_ARGUMENT (NULL model/latent/rgb, h or w < 1), UNSUPPORTED (the weights hold no decoder), SHAPE
+ * (channels differ from the model's; size too large), NOT_FINITE (NaN/Inf in latent, checked before the run; rgb
+ * untouched), OUT_OF_MEMORY (host/device memory, or an activation above maxStorageBufferRange), VULKAN. */
 TAESD_API taesd_result taesd_decode(taesd_model *model, const float *latent, int channels, int h, int w, float *rgb);
-/* Encode an image (float32 CHW 3×h×w in [0,1]) into latents (float32 CHW C×ceil(h/s)×ceil(w/s)). Blocking. */
+/* Encode an image (float32 CHW 3×h×w in [0,1]) into latents (float32 CHW C×ceil(h/s)×ceil(w/s), diffusion space).
+ * Blocking, like taesd_decode, with the same errors (UNSUPPORTED: the weights hold no encoder). */
 TAESD_API taesd_result taesd_encode(taesd_model *model, const float *rgb, int h, int w, float *latent);
 
 /* Cost of one run of `part` at an input of h×w: FLOPs and device memory. Builds the plan for that size if needed
@@ -132,6 +183,8 @@ typedef struct taesd_run_cost {
     uint64_t plan_bytes;       /* device memory of the plan: activation, GroupNorm and staging buffers */
     uint64_t weight_bytes;     /* device memory of this part's packed weights */
 } taesd_run_cost;
+/* Errors: INVALID_ARGUMENT (NULL model/out), UNSUPPORTED (no such part), SHAPE (size not supported),
+ * OUT_OF_MEMORY / VULKAN (building the plan). */
 TAESD_API taesd_result taesd_model_run_cost(taesd_model *model, taesd_part part, int h, int w, taesd_run_cost *out);
 
 /* GPU time of every op of the last run of `part` at h×w, from timestamp queries (needs taesd_model_desc.profile
@@ -148,8 +201,48 @@ typedef struct taesd_op_time {
 TAESD_API int taesd_model_op_times(taesd_model *model, taesd_part part, int h, int w, taesd_op_time *out,
                                    int capacity);
 
+/* Static strings, thread-safe: "ok", "invalid argument", ... ("unknown error" out of range); "taesd", "taesd3",
+ * "taef2", "taesana" ("auto" for TAESD_VARIANT_AUTO, "unknown" out of range). */
 TAESD_API const char *taesd_result_string(taesd_result r);
 TAESD_API const char *taesd_variant_name(taesd_variant v);
+
+/* ---- Latent formats ---------------------------------------------------------------------------------------
+ * taesd_decode takes and taesd_encode returns diffusion-space latents (what the diffusion model sees). These pure
+ * CPU calls (no context, thread-safe) convert from and to the layouts pipelines hand around. Constants are the
+ * VAE configs' scaling_factor / shift_factor; docs/latent-formats.md gives each source. */
+typedef enum taesd_latent_format {
+    TAESD_LATENT_DIFFUSION = 0,        /* identity (the default) */
+    TAESD_LATENT_SD1_RAW = 1,          /* SD 1.x/2.x VAE latents: diffusion = raw · 0.18215 */
+    TAESD_LATENT_SDXL_RAW = 2,         /* SDXL VAE latents: diffusion = raw · 0.13025 */
+    TAESD_LATENT_SD3_RAW = 3,          /* SD3 VAE latents: diffusion = (raw − 0.0609) · 1.5305 */
+    TAESD_LATENT_FLUX1_RAW = 4,        /* FLUX.1 VAE latents: diffusion = (raw − 0.1159) · 0.3611 */
+    TAESD_LATENT_FLUX1_PACKED = 5,     /* FLUX.1 transformer tokens (diffusion space): an h×w grid of tokens of c = 64
+                                        * values, token-major (HWC: token (i,j) starts at [(i·w + j)·c]); value
+                                        * ch·4 + py·2 + px is latent[ch][2i+py][2j+px]. 64 × H/2 × W/2 -> 16 × H × W */
+    TAESD_LATENT_FLUX2_PATCHIFIED = 6  /* FLUX.2 2×2-patchified latents, CHW: channel ch·4 + py·2 + px at (y,x) is
+                                        * latent[ch][2y+py][2x+px]. 128 × H/2 × W/2 -> 32 × H × W. A reorder only:
+                                        * the FLUX.2 pipeline's BatchNorm normalization is not undone. */
+} taesd_latent_format;
+
+/* Dims of the same latent on the other side of a conversion: to_diffusion, the format's (c,h,w) -> diffusion
+ * (C,H,W); else the reverse. Format dims are those of the array as laid out (FLUX1_PACKED: c values per token, an
+ * h×w token grid). Errors: INVALID_ARGUMENT (bad format, dims < 1, NULL outputs), SHAPE (c not a multiple of 4
+ * when unpacking, odd H or W when packing, element count overflow). */
+TAESD_API taesd_result taesd_latent_shape(taesd_latent_format format, bool to_diffusion, int c, int h, int w,
+                                          int *out_c, int *out_h, int *out_w);
+/* Converts `in` (dims c,h,w of the format's layout) into diffusion space (dims from taesd_latent_shape(.., true,
+ * ..)). in and out must not overlap, except in == out for the element-wise formats (DIFFUSION and *_RAW).
+ * Errors: those of taesd_latent_shape, and INVALID_ARGUMENT for a NULL in/out. */
+TAESD_API taesd_result taesd_latent_to_diffusion(taesd_latent_format format, const float *in, int c, int h, int w,
+                                                 float *out);
+/* The inverse, for encoder outputs: `in` is diffusion space c×h×w; out gets the format's layout (dims from
+ * taesd_latent_shape(.., false, ..)). Same rules and errors. */
+TAESD_API taesd_result taesd_latent_from_diffusion(taesd_latent_format format, const float *in, int c, int h, int w,
+                                                   float *out);
+/* "diffusion", "sd1-raw", "sdxl-raw", "sd3-raw", "flux1-raw", "flux1-packed", "flux2-patchified" (static); NULL out
+ * of range. parse is the reverse: INVALID_ARGUMENT for an unknown name or a NULL argument. */
+TAESD_API const char *taesd_latent_format_name(taesd_latent_format format);
+TAESD_API taesd_result taesd_latent_format_parse(const char *name, taesd_latent_format *out);
 
 #ifdef __cplusplus
 }

@@ -253,6 +253,83 @@ else bad "latent PNG error message"; fi
 runtime_error "output into a missing directory" "nodir" \
     decode -m "$sd_dec" "$sd_lat" -o "$tmp/err/nodir/o.png"
 
+# ---- latent formats (--latent-format), .safetensors and raw float32 inputs ----
+# same_output NAME A B: two outputs are byte-identical (same input values, same device, same precision).
+same_output() {
+    if [ ! -f "$2" ] || [ ! -f "$3" ]; then bad "$1" "missing output"
+    elif cmp -s "$2" "$3"; then ok "$1"; else bad "$1" "$2 and $3 differ"; fi
+}
+# const_npy FILE SHAPE COUNT: a v1 .npy (header 128 bytes) of COUNT float32 values 0.5, e.g. SHAPE "(1, 4, 8, 8)".
+const_npy() {
+    {
+        printf '\223NUMPY\001\000\166\000'
+        printf "%-117s\n" "{'descr': '<f4', 'fortran_order': False, 'shape': $2, }"
+        i=0
+        while [ $i -lt "$3" ]; do printf '\000\000\000\077'; i=$((i + 1)); done
+    } >"$1"
+}
+tail -c 1536 "$sd_lat" >"$tmp/lat.raw"       # the 4x12x8 float32 golden latent without its 128-byte .npy header
+json='{"lat":{"dtype":"F32","shape":[1,4,12,8],"data_offsets":[0,1536]}}'      # 66 (octal 102) bytes
+{ printf '\102\000\000\000\000\000\000\000'; printf '%s' "$json"; cat "$tmp/lat.raw"; } >"$tmp/lat.safetensors"
+
+expect_rc "decode a .npy latent (reference)" 0 decode -m "$sd_dec" "$sd_lat" -o "$tmp/lf_ref.npy"
+expect_rc "decode a .safetensors latent (first tensor)" 0 decode -m "$sd_dec" "$tmp/lat.safetensors" -o "$tmp/lf_st.npy"
+same_output ".safetensors input decodes like the .npy" "$tmp/lf_ref.npy" "$tmp/lf_st.npy"
+expect_rc "decode a .safetensors latent with --tensor" 0 \
+    decode -m "$sd_dec" "$tmp/lat.safetensors" --tensor lat -o "$tmp/lf_st2.npy"
+same_output "--tensor picks the tensor" "$tmp/lf_ref.npy" "$tmp/lf_st2.npy"
+expect_rc "decode a raw float32 latent with --shape" 0 \
+    decode -m "$sd_dec" "$tmp/lat.raw" --shape 4,12,8 -o "$tmp/lf_raw.npy"
+same_output "raw input decodes like the .npy" "$tmp/lf_ref.npy" "$tmp/lf_raw.npy"
+runtime_error "raw input whose size does not match --shape" "lat.raw" \
+    decode -m "$sd_dec" "$tmp/lat.raw" --shape 4,12,9 -o "$tmp/err/o.npy"
+runtime_error "--tensor naming no tensor" "lat.safetensors" \
+    decode -m "$sd_dec" "$tmp/lat.safetensors" --tensor nope -o "$tmp/err/o.npy"
+runtime_error "--shape differing from the .npy shape" "synth_sd_dec_12x8.in.npy" \
+    decode -m "$sd_dec" "$sd_lat" --shape 4,8,12 -o "$tmp/err/o.npy"
+usage_error "raw input without --shape: exit 2" decode -m "$sd_dec" "$tmp/lat.raw" -o "$tmp/err/o.npy"
+usage_error "--tensor with a .npy input: exit 2" decode -m "$sd_dec" "$sd_lat" --tensor lat -o "$tmp/err/o.npy"
+usage_error "bad --latent-format: exit 2" decode -m "$sd_dec" "$sd_lat" --latent-format sd2 -o "$tmp/err/o.npy"
+usage_error "--shape with 2 values for a CHW format: exit 2" \
+    decode -m "$sd_dec" "$tmp/lat.raw" --shape 12,8 -o "$tmp/err/o.npy"
+usage_error "latent PNG output with --latent-format sd1-raw: exit 2" \
+    encode -m "$sd_enc" "$g/synth_sd_enc_96x64.in.npy" --latent-format sd1-raw -o "$tmp/err/o.png"
+
+sd_img=$g/synth_sd_enc_96x64.in.npy          # encodes to a 4x12x8 latent
+expect_rc "encode (diffusion)" 0 encode -m "$sd_enc" "$sd_img" -o "$tmp/lf_enc.npy"
+expect_rc "encode --latent-format sd1-raw" 0 \
+    encode -m "$sd_enc" "$sd_img" --latent-format sd1-raw -o "$tmp/lf_enc_sd1.npy"
+check_npy "sd1-raw latent shape" "$tmp/lf_enc_sd1.npy" "1,4,12,8"
+expect_rc "decode (diffusion)" 0 decode -m "$sd_dec" "$tmp/lf_enc.npy" -o "$tmp/lf_dec.npy"
+expect_rc "decode --latent-format sd1-raw" 0 \
+    decode -m "$sd_dec" "$tmp/lf_enc_sd1.npy" --latent-format sd1-raw -o "$tmp/lf_dec_sd1.npy"
+[ -f "$tmp/lf_dec_sd1.npy" ] && compare "sd1-raw decode equals the diffusion-space decode" \
+    "$tmp/lf_dec_sd1.npy" "$tmp/lf_dec.npy" 1e-5
+expect_rc "encode --latent-format flux1-packed" 0 \
+    encode -m "$sd_enc" "$sd_img" --latent-format flux1-packed -o "$tmp/lf_enc_pk.npy"
+check_npy "flux1-packed tokens shape (1, H/2*W/2, 4*C)" "$tmp/lf_enc_pk.npy" "1,24,16"
+expect_rc "decode flux1-packed tokens with --shape H,W" 0 \
+    decode -m "$sd_dec" "$tmp/lf_enc_pk.npy" --latent-format flux1-packed --shape 12,8 -o "$tmp/lf_dec_pk.npy"
+same_output "flux1-packed round trip decodes like the plain latent" "$tmp/lf_dec.npy" "$tmp/lf_dec_pk.npy"
+runtime_error "flux1-packed tokens that are no square grid, no --shape" "lf_enc_pk.npy" \
+    decode -m "$sd_dec" "$tmp/lf_enc_pk.npy" --latent-format flux1-packed -o "$tmp/err/o.npy"
+expect_rc "encode --latent-format flux2-patchified" 0 \
+    encode -m "$sd_enc" "$sd_img" --latent-format flux2-patchified -o "$tmp/lf_enc_p2.npy"
+check_npy "flux2-patchified shape (1, 4*C, H/2, W/2)" "$tmp/lf_enc_p2.npy" "1,16,6,4"
+expect_rc "decode flux2-patchified" 0 \
+    decode -m "$sd_dec" "$tmp/lf_enc_p2.npy" --latent-format flux2-patchified -o "$tmp/lf_dec_p2.npy"
+same_output "flux2-patchified round trip decodes like the plain latent" "$tmp/lf_dec.npy" "$tmp/lf_dec_p2.npy"
+const_npy "$tmp/tokens16.npy" "(16, 16)" 256
+const_npy "$tmp/lat488.npy" "(1, 4, 8, 8)" 256
+expect_rc "decode 16 flux1-packed tokens as a square 4x4 grid" 0 \
+    decode -m "$sd_dec" "$tmp/tokens16.npy" --latent-format flux1-packed -o "$tmp/lf_sq.npy"
+check_npy "square token grid decodes to 64x64" "$tmp/lf_sq.npy" "1,3,64,64"
+expect_rc "decode the same values as a 4x8x8 latent" 0 decode -m "$sd_dec" "$tmp/lat488.npy" -o "$tmp/lf_sq_ref.npy"
+same_output "square token grid decodes like the latent" "$tmp/lf_sq_ref.npy" "$tmp/lf_sq.npy"
+const_npy "$tmp/img8.npy" "(1, 3, 8, 8)" 192
+runtime_error "flux1-packed encode output of an odd-sized latent" "img8.npy" \
+    encode -m "$sd_enc" "$tmp/img8.npy" --latent-format flux1-packed -o "$tmp/err/o.npy"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] || exit 1
 exit 0

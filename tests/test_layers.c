@@ -17,7 +17,7 @@ static int setup(void **state)
     (void)state;
     g_engine = calloc(1, sizeof *g_engine);
     char err[512];
-    taesd_result r = engine_init(g_engine, 0, true, NULL, NULL, err, sizeof err);
+    taesd_result r = engine_init(g_engine, NULL, 0, true, NULL, NULL, err, sizeof err);
     if (r != TAESD_OK) {
         fprintf(stderr, "engine_init: %s\n", err);
         return -1;

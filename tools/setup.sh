@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 : "${XDG_RUNTIME_DIR:=/tmp}"
 export XDG_RUNTIME_DIR
 
-packages="meson ninja-build glslang-tools libvulkan-dev mesa-vulkan-drivers libstb-dev libcmocka-dev
+packages="meson ninja-build glslang-tools libvulkan-dev mesa-vulkan-drivers libstb-dev libjpeg-dev libcmocka-dev
 vulkan-validationlayers python3 pkg-config gcc curl ca-certificates"
 
 if [ "$install" = yes ]; then

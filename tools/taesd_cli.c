@@ -5,11 +5,14 @@
  * so a failed run never leaves a partial or stale-looking output file. Uses only the public API plus src/io.
  */
 #include "taesd.h"
+#include "io/fileutil.h"
 #include "io/image.h"
 #include "io/npy.h"
+#include "io/tensors.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <math.h>
@@ -46,6 +49,9 @@ typedef struct options {
     int device;
     bool validation;
     bool verbose;
+    taesd_latent_format latent_format;  /* decode input / encode output; 0: diffusion */
+    const char *tensor;         /* decode: tensor name in a .safetensors input (NULL: the first) */
+    int shape[3], nshape;       /* decode: --shape C,H,W (raw inputs) or H,W (flux1-packed) */
     /* bench */
     int size_w, size_h;         /* image size in pixels */
     int part;                   /* taesd_part, 0: the decoder if present, else the encoder */
@@ -63,7 +69,7 @@ static const char usage_main[] =
     "usage: taesd COMMAND [OPTIONS]\n"
     "\n"
     "Commands:\n"
-    "  decode     -m WEIGHTS [-m WEIGHTS2] IN.npy|IN.png -o OUT.png|OUT.npy   latent -> image\n"
+    "  decode     -m WEIGHTS [-m WEIGHTS2] IN.npy|.safetensors|.raw|.png -o OUT.png|OUT.npy   latent -> image\n"
     "  encode     -m WEIGHTS [-m WEIGHTS2] IN.png|IN.jpg|IN.npy -o OUT.npy|OUT.png   image -> latent\n"
     "  roundtrip  -m ENC [-m DEC] IN.png|IN.jpg|IN.npy -o OUT.png|OUT.npy       encode, then decode\n"
     "  info       -m WEIGHTS [-m WEIGHTS2]                                   describe a weights file\n"
@@ -79,6 +85,13 @@ static const char usage_main[] =
     "  -v, --verbose           print library warnings and timings to stderr\n"
     "  -h, --help              this help\n"
     "\n"
+    "Latent inputs and outputs (decode, encode):\n"
+    "  --latent-format F       layout of the latent file: diffusion (default), sd1-raw, sdxl-raw, sd3-raw,\n"
+    "                          flux1-raw, flux1-packed, flux2-patchified (see docs/latent-formats.md)\n"
+    "  --tensor NAME           decode: the tensor of a .safetensors input (default: the first)\n"
+    "  --shape C,H,W | H,W     decode: dims of a raw float32 input (.raw/.f32/.bin); H,W: the latent size of\n"
+    "                          flux1-packed tokens (default: a square grid)\n"
+    "\n"
     "Other:\n"
     "  taesd --list-devices    list Vulkan devices\n"
     "  taesd --version         print the version\n"
@@ -93,8 +106,17 @@ static const char usage_decode[] =
     "\n"
     "Decodes a latent into an image.\n"
     "  IN   .npy: float32 or float16, shape (1,C,H,W) or (C,H,W), C = the model's latent channels\n"
+    "       .safetensors: the first tensor (or --tensor NAME), f32/f16/bf16, same shapes\n"
+    "       .raw/.f32/.bin: little-endian float32, C*H*W values, needs --shape C,H,W\n"
     "       .png: 8-bit latent PNG (RGBA: 4 channels, RGB: 3), values clamp(x/6 + 0.5, 0, 1)\n"
     "  OUT  .png: 8-bit RGB of clamp(x, 0, 1); .npy: raw float32 (1,3,H*s,W*s), not clamped\n"
+    "\n"
+    "  --latent-format F   the input's layout, converted to diffusion space before decoding:\n"
+    "                      diffusion (default), sd1-raw, sdxl-raw, sd3-raw, flux1-raw (VAE latents),\n"
+    "                      flux1-packed ((1,N,64) or (N,64) tokens; --shape H,W, else a square grid),\n"
+    "                      flux2-patchified ((1,128,H/2,W/2))\n"
+    "  --tensor NAME       the tensor of a .safetensors input\n"
+    "  --shape C,H,W       dims of a raw input (H,W for flux1-packed)\n"
     "\n"
     "Options: --precision auto|fp32|fp16, --variant auto|taesd|taesd3|taef2|taesana, --device N,\n"
     "         --validation, -v/--verbose (see taesd --help)\n";
@@ -107,6 +129,9 @@ static const char usage_encode[] =
     "       .npy: float32 or float16 image in [0,1], shape (1,3,H,W) or (3,H,W)\n"
     "  OUT  .npy: raw float32 latent (1,C,ceil(H/s),ceil(W/s))\n"
     "       .png: latent PNG clamp(x/6 + 0.5, 0, 1), RGBA; only for 4-channel models\n"
+    "\n"
+    "  --latent-format F   write the latent in this layout (.npy only): diffusion (default), sd1-raw,\n"
+    "                      sdxl-raw, sd3-raw, flux1-raw, flux1-packed (1,N,64), flux2-patchified\n"
     "\n"
     "Options: --precision auto|fp32|fp16, --variant auto|taesd|taesd3|taef2|taesana, --device N,\n"
     "         --validation, -v/--verbose (see taesd --help)\n";
@@ -189,6 +214,8 @@ static bool has_ext(const char *path, const char *ext)
 static bool is_npy(const char *p) { return has_ext(p, ".npy"); }
 static bool is_png(const char *p) { return has_ext(p, ".png"); }
 static bool is_image(const char *p) { return is_png(p) || has_ext(p, ".jpg") || has_ext(p, ".jpeg"); }
+static bool is_safetensors(const char *p) { return has_ext(p, ".safetensors"); }
+static bool is_raw(const char *p) { return has_ext(p, ".raw") || has_ext(p, ".f32") || has_ext(p, ".bin"); }
 
 static double now_s(void)
 {
@@ -259,6 +286,46 @@ static int parse_int(const char *s, int *out)
     return 0;
 }
 
+/* "C,H,W" or "H,W": 2 or 3 positive numbers (each at most MAX_DIM). */
+static int parse_shape(const char *s, int dims[3], int *n)
+{
+    *n = 0;
+    for (;;) {
+        char *end;
+        long v;
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno != 0 || end == s || v < 1 || v > MAX_DIM || *n == 3)
+            return -1;
+        dims[(*n)++] = (int)v;
+        if (*end == '\0')
+            break;
+        if (*end != ',')
+            return -1;
+        s = end + 1;
+    }
+    return *n >= 2 ? 0 : -1;
+}
+
+/* The latent options against the input/output types; -1 to go on, else EXIT_USAGE. */
+static int check_latent_options(const options *o)
+{
+    bool packed = o->latent_format == TAESD_LATENT_FLUX1_PACKED;
+    const char *fmt = taesd_latent_format_name(o->latent_format);
+    if (o->latent_format != TAESD_LATENT_DIFFUSION &&
+        ((o->cmd == CMD_DECODE && is_png(o->in)) || (o->cmd == CMD_ENCODE && is_png(o->out))))
+        return usage_error("%s: latent PNGs are diffusion space only, not --latent-format %s", o->cmd_name, fmt);
+    if (o->tensor != NULL && !is_safetensors(o->in))
+        return usage_error("decode: --tensor needs a .safetensors input, not '%s'", o->in);
+    if (o->nshape > 0 && is_png(o->in))
+        return usage_error("decode: --shape does not apply to a PNG input");
+    if (o->nshape > 0 && o->nshape != (packed ? 2 : 3))
+        return usage_error("decode: --shape takes %s with --latent-format %s", packed ? "H,W" : "C,H,W", fmt);
+    if (o->cmd == CMD_DECODE && is_raw(o->in) && o->nshape == 0)
+        return usage_error("decode: raw input '%s' needs --shape %s", o->in, packed ? "H,W" : "C,H,W");
+    return -1;
+}
+
 /* Returns -1 to go on, else an exit code (0 after --help). */
 static int parse_command_args(int argc, char **argv, int first, options *o)
 {
@@ -318,6 +385,21 @@ static int parse_command_args(int argc, char **argv, int first, options *o)
             o->validation = true;
         } else if ((IS("-v") || IS("--verbose")) && a[len] == '\0') {
             o->verbose = true;
+        } else if ((o->cmd == CMD_DECODE || o->cmd == CMD_ENCODE) && IS("--latent-format")) {
+            if ((v = option_value(argc, argv, &i, a, len)) == NULL)
+                return EXIT_USAGE;
+            if (taesd_latent_format_parse(v, &o->latent_format) != TAESD_OK)
+                return usage_error("--latent-format must be diffusion, sd1-raw, sdxl-raw, sd3-raw, flux1-raw, "
+                                   "flux1-packed or flux2-patchified, not '%s'", v);
+        } else if (o->cmd == CMD_DECODE && IS("--tensor")) {
+            if ((v = option_value(argc, argv, &i, a, len)) == NULL)
+                return EXIT_USAGE;
+            o->tensor = v;
+        } else if (o->cmd == CMD_DECODE && IS("--shape")) {
+            if ((v = option_value(argc, argv, &i, a, len)) == NULL)
+                return EXIT_USAGE;
+            if (parse_shape(v, o->shape, &o->nshape) != 0)
+                return usage_error("decode: --shape needs C,H,W or H,W (positive numbers), not '%s'", v);
         } else if (o->cmd == CMD_BENCH && IS("--size")) {
             char tail;
             if ((v = option_value(argc, argv, &i, a, len)) == NULL)
@@ -365,14 +447,14 @@ static int parse_command_args(int argc, char **argv, int first, options *o)
     if (o->out == NULL)
         return usage_error("%s: missing -o OUT", o->cmd_name);
     if (o->cmd == CMD_DECODE) {
-        if (!is_npy(o->in) && !is_png(o->in))
-            return usage_error("decode: input '%s' must be .npy or .png", o->in);
+        if (!is_npy(o->in) && !is_png(o->in) && !is_safetensors(o->in) && !is_raw(o->in))
+            return usage_error("decode: input '%s' must be .npy, .safetensors, .raw/.f32/.bin or .png", o->in);
     } else if (!is_npy(o->in) && !is_image(o->in)) {
         return usage_error("%s: input '%s' must be .png, .jpg, .jpeg or .npy", o->cmd_name, o->in);
     }
     if (!is_npy(o->out) && !is_png(o->out))
         return usage_error("%s: output '%s' must be .png or .npy", o->cmd_name, o->out);
-    return -1;
+    return check_latent_options(o);
 }
 
 /* ---- inputs ----------------------------------------------------------------------------------------------- */
@@ -438,6 +520,184 @@ static int read_latent_png(const char *path, tensor *t)
     t->c = fc;
     t->h = h;
     t->w = w;
+    return 0;
+}
+
+/* An input array as read from a file, before it is interpreted as a latent. */
+typedef struct array_in {
+    float *data;
+    int ndim;
+    int64_t shape[4];
+} array_in;
+
+/* One tensor of a .safetensors file (by name, else the first of its header) as float32. */
+static int read_safetensors_array(const char *path, const char *name, array_in *a)
+{
+    tt_table t;
+    char err[256];
+    const tt_tensor *x;
+    if (tt_load_file(path, &t, err, sizeof err) != 0)
+        return fail("%s: %s", path, err);
+    x = name != NULL ? tt_find(&t, name) : (t.count > 0 ? &t.tensors[0] : NULL);
+    if (x == NULL) {
+        tt_free(&t);
+        return name != NULL ? fail("%s: no tensor named '%s'", path, name) : fail("%s: holds no tensor", path);
+    }
+    if (x->ndim < 1 || x->numel < 1) {
+        tt_free(&t);
+        return fail("%s: tensor '%s' is empty or a scalar", path, x->name);
+    }
+    a->data = malloc(sizeof(float) * (size_t)x->numel);
+    if (a->data == NULL) {
+        tt_free(&t);
+        return fail("%s: out of memory", path);
+    }
+    for (int64_t i = 0; i < x->numel; i++)
+        a->data[i] = tt_get(x, i);
+    a->ndim = x->ndim;
+    memcpy(a->shape, x->shape, sizeof a->shape);
+    tt_free(&t);
+    return 0;
+}
+
+/* A raw little-endian float32 file; its size must match --shape exactly. flux1-packed (--shape H,W): the file
+ * holds H/2*W/2 tokens, the token width follows from the size. */
+static int read_raw_array(const char *path, const options *o, array_in *a)
+{
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    char err[256];
+    if (file_read_all(path, (size_t)1 << 31, &bytes, &size, err, sizeof err) != 0)
+        return fail("%s: %s", path, err);
+    if (o->latent_format == TAESD_LATENT_FLUX1_PACKED) {
+        uint64_t tokens = (uint64_t)(o->shape[0] / 2) * (uint64_t)(o->shape[1] / 2);
+        if (o->shape[0] % 2 != 0 || o->shape[1] % 2 != 0 || size % (tokens * 4u * sizeof(float)) != 0 || size == 0) {
+            free(bytes);
+            return fail("%s: %zu bytes are not %llu tokens of 4*C float32 values (--shape %d,%d)", path, size,
+                        (unsigned long long)tokens, o->shape[0], o->shape[1]);
+        }
+        a->ndim = 2;
+        a->shape[0] = (int64_t)tokens;
+        a->shape[1] = (int64_t)(size / sizeof(float) / tokens);
+    } else {
+        uint64_t want = (uint64_t)o->shape[0] * (uint64_t)o->shape[1] * (uint64_t)o->shape[2] * sizeof(float);
+        if ((uint64_t)size != want) {
+            free(bytes);
+            return fail("%s: %zu bytes, but --shape %d,%d,%d needs %llu (float32)", path, size, o->shape[0],
+                        o->shape[1], o->shape[2], (unsigned long long)want);
+        }
+        a->ndim = 3;
+        for (int i = 0; i < 3; i++)
+            a->shape[i] = o->shape[i];
+    }
+    a->data = malloc(size);
+    if (a->data == NULL) {
+        free(bytes);
+        return fail("%s: out of memory", path);
+    }
+    memcpy(a->data, bytes, size);
+    free(bytes);
+    return 0;
+}
+
+/* Reads a decode input (.npy, .safetensors, raw) in --latent-format and converts it to a diffusion-space latent. */
+static int read_latent(const char *path, const options *o, tensor *t)
+{
+    array_in a;
+    char err[256];
+    int rc, c, h, w, dc, dh, dw;
+    const int64_t *s;
+    taesd_latent_format f = o->latent_format;
+    const char *fmt = taesd_latent_format_name(f);
+    memset(&a, 0, sizeof a);
+    if (is_npy(path)) {
+        npy_array n;
+        memset(&n, 0, sizeof n);
+        if (npy_read_file(path, &n, err, sizeof err) != 0)
+            return fail("%s: %s", path, err);
+        a.data = n.data;
+        a.ndim = n.ndim;
+        memcpy(a.shape, n.shape, sizeof a.shape);
+        rc = 0;
+    } else if (is_safetensors(path)) {
+        rc = read_safetensors_array(path, o->tensor, &a);
+    } else {
+        rc = read_raw_array(path, o, &a);
+    }
+    if (rc != 0)
+        return rc;
+
+    if (f == TAESD_LATENT_FLUX1_PACKED) {       /* (1,N,D) or (N,D) tokens */
+        int64_t n, d, th, tw;
+        if (!(a.ndim == 2 || (a.ndim == 3 && a.shape[0] == 1))) {
+            free(a.data);
+            return fail("%s: flux1-packed tokens must have shape (1,N,D) or (N,D), got %d dimensions", path, a.ndim);
+        }
+        n = a.shape[a.ndim - 2];
+        d = a.shape[a.ndim - 1];
+        if (o->nshape == 2) {
+            th = o->shape[0] / 2;
+            tw = o->shape[1] / 2;
+            if (o->shape[0] % 2 != 0 || o->shape[1] % 2 != 0 || th * tw != n) {
+                free(a.data);
+                return fail("%s: %lld tokens do not fill a %dx%d latent (needs even sizes, H/2*W/2 tokens)", path,
+                            (long long)n, o->shape[0], o->shape[1]);
+            }
+        } else {
+            th = (int64_t)llround(sqrt((double)n));
+            if (th * th != n) {
+                free(a.data);
+                return fail("%s: %lld tokens are not a square grid; give --shape H,W", path, (long long)n);
+            }
+            tw = th;
+        }
+        if (d < 4 || d > 4096 || th > MAX_DIM || tw > MAX_DIM) {
+            free(a.data);
+            return fail("%s: flux1-packed shape %lldx%lld is out of range", path, (long long)n, (long long)d);
+        }
+        c = (int)d;
+        h = (int)th;
+        w = (int)tw;
+    } else {                                    /* (1,C,H,W) or (C,H,W) */
+        if (a.ndim == 4 && a.shape[0] != 1) {
+            long long b = (long long)a.shape[0];
+            free(a.data);
+            return fail("%s: batch of %lld; only one latent (N=1) is supported", path, b);
+        }
+        if (a.ndim != 4 && a.ndim != 3) {
+            free(a.data);
+            return fail("%s: latent must have shape (1,C,H,W) or (C,H,W), got %d dimensions", path, a.ndim);
+        }
+        s = a.shape + (a.ndim - 3);
+        if (s[0] < 1 || s[0] > 1024 || s[1] < 1 || s[1] > MAX_DIM || s[2] < 1 || s[2] > MAX_DIM) {
+            long long sc = (long long)s[0], sh = (long long)s[1], sw = (long long)s[2];
+            free(a.data);
+            return fail("%s: latent shape %lldx%lldx%lld is out of range", path, sc, sh, sw);
+        }
+        c = (int)s[0];
+        h = (int)s[1];
+        w = (int)s[2];
+        if (o->nshape == 3 && (o->shape[0] != c || o->shape[1] != h || o->shape[2] != w)) {
+            free(a.data);
+            return fail("%s: latent shape %dx%dx%d differs from --shape %d,%d,%d", path, c, h, w, o->shape[0],
+                        o->shape[1], o->shape[2]);
+        }
+    }
+    if (taesd_latent_shape(f, true, c, h, w, &dc, &dh, &dw) != TAESD_OK) {
+        free(a.data);
+        return fail("%s: shape %dx%dx%d does not fit --latent-format %s (channels must be a multiple of 4)", path, c,
+                    h, w, fmt);
+    }
+    t->data = malloc(sizeof(float) * (size_t)dc * (size_t)dh * (size_t)dw);
+    if (t->data == NULL) {
+        free(a.data);
+        return fail("%s: out of memory", path);
+    }
+    taesd_latent_to_diffusion(f, a.data, c, h, w, t->data);
+    free(a.data);
+    t->c = dc;
+    t->h = dh;
+    t->w = dw;
     return 0;
 }
 
@@ -617,6 +877,31 @@ static int write_output(const char *out, const tensor *t, bool latent)
     return rc != 0 ? fail("%s: %s", out, err) : 0;
 }
 
+/* Encode output in --latent-format (.npy): CHW formats as (1,C,H,W), flux1-packed tokens as (1,N,D). */
+static int write_latent_formatted(const options *o, const tensor *lat)
+{
+    char err[256];
+    int c, h, w, rc;
+    float *buf;
+    taesd_latent_format f = o->latent_format;
+    if (taesd_latent_shape(f, false, lat->c, lat->h, lat->w, &c, &h, &w) != TAESD_OK)
+        return fail("%s: --latent-format %s needs an even latent height and width; this image gives %dx%d", o->in,
+                    taesd_latent_format_name(f), lat->h, lat->w);
+    buf = malloc(sizeof(float) * (size_t)c * (size_t)h * (size_t)w);
+    if (buf == NULL)
+        return fail("%s: out of memory", o->out);
+    taesd_latent_from_diffusion(f, lat->data, lat->c, lat->h, lat->w, buf);
+    if (f == TAESD_LATENT_FLUX1_PACKED) {
+        int64_t shape[3] = { 1, (int64_t)h * w, c };
+        rc = npy_write_file(o->out, buf, 3, shape, err, sizeof err);
+    } else {
+        int64_t shape[4] = { 1, c, h, w };
+        rc = npy_write_file(o->out, buf, 4, shape, err, sizeof err);
+    }
+    free(buf);
+    return rc != 0 ? fail("%s: %s", o->out, err) : 0;
+}
+
 /* With validation on, any validation message fails the run; checked before an output is written and at exit. */
 static int check_validation(const session *s)
 {
@@ -631,7 +916,7 @@ static int cmd_run(session *s)
     int rc;
 
     if (o->cmd == CMD_DECODE)
-        rc = is_npy(o->in) ? read_npy_chw(o->in, "latent", &in) : read_latent_png(o->in, &in);
+        rc = is_png(o->in) ? read_latent_png(o->in, &in) : read_latent(o->in, o, &in);
     else
         rc = read_image(o->in, &in);
     if (rc != 0)
@@ -651,6 +936,11 @@ static int cmd_run(session *s)
         }
         if ((rc = do_encode_image(s, &in, o->in, &res)) != 0)
             goto done;
+        if (o->latent_format != TAESD_LATENT_DIFFUSION) {
+            if ((rc = check_validation(s)) == 0)
+                rc = write_latent_formatted(o, &res);
+            goto done;
+        }
     } else {
         if ((rc = do_encode_image(s, &in, o->in, &mid)) != 0)
             goto done;

@@ -11,6 +11,78 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* ---- Platform: the few calls that differ on Windows (mingw-w64) ---- */
+#if defined(_WIN32)
+#define WIN32_LEAN_AND_MEAN
+#include <io.h>
+#include <windows.h>
+/* O_BINARY: no CRLF translation. */
+#define READ_FLAGS (O_RDONLY | O_BINARY)
+
+/* mkstemp: _mktemp_s picks a name for the XXXXXX, an exclusive create claims it (retried on a collision). */
+static int temp_open(char *tmpl)
+{
+    size_t n = strlen(tmpl);
+    for (int tries = 0; tries < 64; tries++) {
+        memcpy(tmpl + n - 6, "XXXXXX", 6);
+        if (_mktemp_s(tmpl, n + 1) != 0)
+            return -1;
+        int fd = _open(tmpl, _O_CREAT | _O_EXCL | _O_WRONLY | _O_BINARY, _S_IREAD | _S_IWRITE);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* Windows files have no mode bits to set beyond what _open gave. */
+static int set_mode(int fd) { (void)fd; return 0; }
+static int sync_fd(int fd) { return _commit(fd); }
+
+/* rename() fails on Windows when the target exists: MoveFileEx replaces it. */
+static int replace_file(const char *from, const char *to, char *err, size_t errlen)
+{
+    if (MoveFileExA(from, to, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+        return 0;
+    return io_err(err, errlen, "cannot rename into place: Windows error %lu", (unsigned long)GetLastError());
+}
+#else
+/* O_NONBLOCK: opening a FIFO must not block (it is then refused as not a regular file). */
+#define READ_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+
+static int temp_open(char *tmpl) { return mkstemp(tmpl); }
+
+/* The process umask, read without changing it (Linux /proc); 022 when unknown. */
+static mode_t current_umask(void)
+{
+    mode_t m = 022;
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return m;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        unsigned v;
+        if (sscanf(line, "Umask: %o", &v) == 1) {
+            m = (mode_t)(v & 0777);
+            break;
+        }
+    }
+    fclose(f);
+    return m;
+}
+
+/* mkstemp creates 0600: give the file the mode an ordinary create would have. */
+static int set_mode(int fd) { return fchmod(fd, (mode_t)(0666 & ~current_umask())); }
+static int sync_fd(int fd) { return fsync(fd); }
+
+static int replace_file(const char *from, const char *to, char *err, size_t errlen)
+{
+    if (rename(from, to) == 0)
+        return 0;
+    return io_err(err, errlen, "cannot rename into place: %s", strerror(errno));
+}
+#endif
+
 int io_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
@@ -52,7 +124,7 @@ int file_read_all(const char *path, size_t max_size, uint8_t **data, size_t *siz
 {
     *data = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int fd = open(path, READ_FLAGS);
     if (fd < 0)
         return io_err(err, errlen, "cannot open: %s", strerror(errno));
     struct stat st;
@@ -103,25 +175,6 @@ int file_read_all(const char *path, size_t max_size, uint8_t **data, size_t *siz
     return 0;
 }
 
-/* The process umask, read without changing it (Linux /proc); 022 when unknown. */
-static mode_t current_umask(void)
-{
-    mode_t m = 022;
-    FILE *f = fopen("/proc/self/status", "re");
-    if (!f)
-        return m;
-    char line[256];
-    while (fgets(line, sizeof line, f)) {
-        unsigned v;
-        if (sscanf(line, "Umask: %o", &v) == 1) {
-            m = (mode_t)(v & 0777);
-            break;
-        }
-    }
-    fclose(f);
-    return m;
-}
-
 int file_write_atomic(const char *path, const void *data, size_t size, char *err, size_t errlen)
 {
     size_t plen = strlen(path);
@@ -133,7 +186,7 @@ int file_write_atomic(const char *path, const void *data, size_t size, char *err
         return io_err(err, errlen, "out of memory");
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, suffix, sizeof suffix);
-    int fd = mkstemp(tmp);
+    int fd = temp_open(tmp);
     if (fd < 0) {
         int e = errno;
         free(tmp);
@@ -159,14 +212,14 @@ int file_write_atomic(const char *path, const void *data, size_t size, char *err
         }
         done += (size_t)w;
     }
-    if (rc == 0 && fchmod(fd, (mode_t)(0666 & ~current_umask())) != 0)
+    if (rc == 0 && set_mode(fd) != 0)
         rc = io_err(err, errlen, "cannot set permissions: %s", strerror(errno));
-    if (rc == 0 && fsync(fd) != 0)
+    if (rc == 0 && sync_fd(fd) != 0)
         rc = io_err(err, errlen, "fsync failed: %s", strerror(errno));
     if (close(fd) != 0 && rc == 0)
         rc = io_err(err, errlen, "close failed: %s", strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = io_err(err, errlen, "cannot rename into place: %s", strerror(errno));
+    if (rc == 0)
+        rc = replace_file(tmp, path, err, errlen);
     if (rc != 0)
         unlink(tmp);
     free(tmp);

@@ -1,4 +1,5 @@
-/* image.c — images in (PNG/JPEG/... through stb_image) as float CHW, PNG out (stb_image_write), atomically. */
+/* image.c — images in as float CHW (PNG through stb_image, JPEG through libjpeg-turbo), PNG out (stb_image_write),
+ * written atomically. */
 #include "io/image.h"
 #include "io/fileutil.h"
 #include "io/ioutil.h"
@@ -15,6 +16,212 @@
 #define IMAGE_MAX_SIDE 16384
 #define IMAGE_MAX_PIXELS ((int64_t)1 << 28)
 
+/* PNG or JPEG by signature: stb decodes many more formats (BMP, GIF, PSD, PIC, PNM, HDR, TGA), none of which the
+ * CLI offers, so they are refused before any decoder sees them (less parser code exposed to untrusted files). */
+static int is_png(const uint8_t *d, size_t size)
+{
+    static const uint8_t sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+    return size >= 8 && memcmp(d, sig, 8) == 0;
+}
+
+static int is_jpeg(const uint8_t *d, size_t size)
+{
+    return size >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff;
+}
+
+static int size_ok(long long w, long long h)
+{
+    return w > 0 && h > 0 && w <= IMAGE_MAX_SIDE && h <= IMAGE_MAX_SIDE && w * h <= IMAGE_MAX_PIXELS;
+}
+
+static int too_large(char *err, size_t errlen, long long w, long long h)
+{
+    return io_err(err, errlen, "image: %lldx%lld is too large or empty (1 to %d on a side, at most %lld pixels)", w, h,
+                  IMAGE_MAX_SIDE, (long long)IMAGE_MAX_PIXELS);
+}
+
+/* stb's failure reason, quoted: for an unknown critical PNG chunk it holds the chunk's four bytes from the file,
+ * which may be control characters (terminal escapes) that must not reach stderr as they are. */
+static const char *stb_reason(char *q, size_t qlen)
+{
+    const char *why = stbi_failure_reason();
+    if (!why)
+        return "unknown error";
+    return io_quote(q, qlen, why, strlen(why));
+}
+
+/* PNG through stb_image: `channels` 8-bit channels per pixel, interleaved; free *px with stbi_image_free. */
+static int decode_png(const uint8_t *d, size_t size, int channels, uint8_t **px, int *w, int *h, int *fc, char *err,
+                      size_t errlen)
+{
+    int iw, ih, ic;
+    char q[64];
+    if (!stbi_info_from_memory(d, (int)size, &iw, &ih, &ic))
+        return io_err(err, errlen, "image: not a readable image (%s)", stb_reason(q, sizeof q));
+    if (!size_ok(iw, ih))
+        return too_large(err, errlen, iw, ih);
+    int lw, lh, lc;
+    unsigned char *p = stbi_load_from_memory(d, (int)size, &lw, &lh, &lc, channels);
+    if (!p)
+        return io_err(err, errlen, "image: cannot decode (%s)", stb_reason(q, sizeof q));
+    if (lw != iw || lh != ih) {
+        stbi_image_free(p);
+        return io_err(err, errlen, "image: decoded size %dx%d differs from the header's %dx%d", lw, lh, iw, ih);
+    }
+    *px = p;
+    *w = lw;
+    *h = lh;
+    *fc = lc;
+    return 0;
+}
+
+#ifdef TAESD_HAVE_LIBJPEG
+/* JPEG through libjpeg(-turbo), not stb: stb_image up to 2.27 (Debian 12's libstb) has memory-safety bugs in its JPEG
+ * decoder that fuzz/fuzz_image found within minutes (a DHT segment whose code counts sum past 256 writes past the
+ * Huffman tables; invalid codes index past them on read). libjpeg-turbo is fuzzed continuously by OSS-Fuzz. Any
+ * libjpeg warning (corrupt or truncated data) fails the read, as do more than 100 scans (progressive-JPEG CPU
+ * bombs) and more than 1 GiB of decoder memory. */
+#include <setjmp.h>
+#include <stdio.h>
+
+#include <jpeglib.h>
+
+typedef struct jpeg_fail {
+    struct jpeg_error_mgr mgr;
+    struct jpeg_progress_mgr progress;
+    jmp_buf jump;
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_fail;
+
+static void jpeg_error_exit(j_common_ptr c)
+{
+    jpeg_fail *f = (jpeg_fail *)c->err;
+    (*c->err->format_message)(c, f->msg);
+    longjmp(f->jump, 1);
+}
+
+static void jpeg_emit(j_common_ptr c, int level)
+{
+    if (level < 0)                     /* a warning: corrupt data that libjpeg would paper over */
+        jpeg_error_exit(c);
+}
+
+static void jpeg_bail(j_decompress_ptr c, const char *why)
+{
+    jpeg_fail *f = (jpeg_fail *)c->err;
+    snprintf(f->msg, sizeof f->msg, "%s", why);
+    longjmp(f->jump, 1);
+}
+
+static void jpeg_progress(j_common_ptr c)
+{
+    if (c->is_decompressor && ((j_decompress_ptr)c)->input_scan_number > 100)
+        jpeg_bail((j_decompress_ptr)c, "more than 100 scans");
+}
+
+static int decode_jpeg(const uint8_t *d, size_t size, int channels, uint8_t **px, int *w, int *h, int *fc, char *err,
+                       size_t errlen)
+{
+    struct jpeg_decompress_struct ci;
+    jpeg_fail f;
+    uint8_t *volatile out = NULL;     /* volatile: read after longjmp */
+    memset(&ci, 0, sizeof ci);
+    memset(&f, 0, sizeof f);
+    ci.err = jpeg_std_error(&f.mgr);
+    f.mgr.error_exit = jpeg_error_exit;
+    f.mgr.emit_message = jpeg_emit;
+    f.progress.progress_monitor = jpeg_progress;
+    if (setjmp(f.jump)) {
+        jpeg_destroy_decompress(&ci);
+        free(out);
+        char q[JMSG_LENGTH_MAX];
+        return io_err(err, errlen, "image: cannot decode JPEG (%s)", io_quote(q, sizeof q, f.msg, strlen(f.msg)));
+    }
+    jpeg_create_decompress(&ci);
+    ci.progress = &f.progress;
+    ci.mem->max_memory_to_use = (long)1 << 30;
+    jpeg_mem_src(&ci, d, (unsigned long)size);
+    jpeg_read_header(&ci, TRUE);
+    if (!size_ok(ci.image_width, ci.image_height)) {
+        long long iw = ci.image_width, ih = ci.image_height;
+        jpeg_destroy_decompress(&ci);
+        return too_large(err, errlen, iw, ih);
+    }
+    if (ci.num_components != 1 && ci.num_components != 3) {
+        int n = ci.num_components;
+        jpeg_destroy_decompress(&ci);
+        return io_err(err, errlen, "image: JPEG with %d components (only greyscale and colour are supported)", n);
+    }
+    ci.out_color_space = channels == 4 ? JCS_EXT_RGBX : JCS_RGB;   /* X is 0xff: opaque alpha */
+    jpeg_start_decompress(&ci);
+    size_t stride = (size_t)ci.output_width * (size_t)channels;
+    if (ci.output_components != channels || !size_ok(ci.output_width, ci.output_height))
+        jpeg_bail(&ci, "unexpected output format");
+    out = malloc(stride * ci.output_height);
+    if (!out)
+        jpeg_bail(&ci, "out of memory");
+    while (ci.output_scanline < ci.output_height) {
+        JSAMPROW row = out + stride * ci.output_scanline;
+        if (jpeg_read_scanlines(&ci, &row, 1) != 1)
+            jpeg_bail(&ci, "no progress reading scanlines");
+    }
+    jpeg_finish_decompress(&ci);
+    *w = (int)ci.output_width;
+    *h = (int)ci.output_height;
+    *fc = ci.num_components;
+    jpeg_destroy_decompress(&ci);
+    *px = out;
+    return 0;
+}
+#endif
+
+int image_read_memory(const uint8_t *d, size_t size, int channels, float **out, int *w, int *h, int *file_channels,
+                      char *err, size_t errlen)
+{
+    *out = NULL;
+    *w = *h = 0;
+    if (file_channels)
+        *file_channels = 0;
+    if (channels != 3 && channels != 4)
+        return io_err(err, errlen, "image: %d channels requested (3 or 4)", channels);
+    if (!d || size > (size_t)INT_MAX)
+        return io_err(err, errlen, "image: %zu bytes is more than the limit of %d", size, INT_MAX);
+    uint8_t *px = NULL;
+    int lw = 0, lh = 0, lc = 0, rc, from_stb = 0;
+    if (is_png(d, size)) {
+        rc = decode_png(d, size, channels, &px, &lw, &lh, &lc, err, errlen);
+        from_stb = 1;
+    } else if (is_jpeg(d, size)) {
+#ifdef TAESD_HAVE_LIBJPEG
+        rc = decode_jpeg(d, size, channels, &px, &lw, &lh, &lc, err, errlen);
+#else
+        rc = io_err(err, errlen, "image: JPEG is not supported by this build (no libjpeg); use PNG");
+#endif
+    } else {
+        rc = io_err(err, errlen, "image: not a readable image (not a PNG or JPEG file)");
+    }
+    if (rc != 0)
+        return -1;
+    size_t plane = (size_t)lw * (size_t)lh;
+    float *f = malloc(plane * (size_t)channels * sizeof(float));
+    if (f)
+        for (size_t i = 0; i < plane; i++)
+            for (int c = 0; c < channels; c++)
+                f[(size_t)c * plane + i] = (float)px[i * (size_t)channels + (size_t)c] / 255.0f;
+    if (from_stb)
+        stbi_image_free(px);
+    else
+        free(px);
+    if (!f)
+        return io_err(err, errlen, "image: out of memory for %dx%d", lw, lh);
+    *out = f;
+    *w = lw;
+    *h = lh;
+    if (file_channels)
+        *file_channels = lc;
+    return 0;
+}
+
 int image_read_file(const char *path, int channels, float **out, int *w, int *h, int *file_channels, char *err,
                     size_t errlen)
 {
@@ -28,44 +235,9 @@ int image_read_file(const char *path, int channels, float **out, int *w, int *h,
     size_t size;
     if (file_read_all(path, (size_t)INT_MAX, &d, &size, err, errlen) != 0)
         return -1;
-    int iw, ih, ic;
-    if (!stbi_info_from_memory(d, (int)size, &iw, &ih, &ic)) {
-        const char *why = stbi_failure_reason();
-        free(d);
-        return io_err(err, errlen, "image: not a readable image (%s)", why ? why : "unknown format");
-    }
-    if (iw <= 0 || ih <= 0 || iw > IMAGE_MAX_SIDE || ih > IMAGE_MAX_SIDE || (int64_t)iw * ih > IMAGE_MAX_PIXELS) {
-        free(d);
-        return io_err(err, errlen, "image: %dx%d is too large (at most %d on a side and %lld pixels)", iw, ih,
-                      IMAGE_MAX_SIDE, (long long)IMAGE_MAX_PIXELS);
-    }
-    int lw, lh, lc;
-    unsigned char *px = stbi_load_from_memory(d, (int)size, &lw, &lh, &lc, channels);
+    int rc = image_read_memory(d, size, channels, out, w, h, file_channels, err, errlen);
     free(d);
-    if (!px) {
-        const char *why = stbi_failure_reason();
-        return io_err(err, errlen, "image: cannot decode (%s)", why ? why : "unknown error");
-    }
-    if (lw != iw || lh != ih) {
-        stbi_image_free(px);
-        return io_err(err, errlen, "image: decoded size %dx%d differs from the header's %dx%d", lw, lh, iw, ih);
-    }
-    size_t plane = (size_t)lw * (size_t)lh;
-    float *f = malloc(plane * (size_t)channels * sizeof(float));
-    if (!f) {
-        stbi_image_free(px);
-        return io_err(err, errlen, "image: out of memory for %dx%d", lw, lh);
-    }
-    for (size_t i = 0; i < plane; i++)
-        for (int c = 0; c < channels; c++)
-            f[(size_t)c * plane + i] = (float)px[i * (size_t)channels + (size_t)c] / 255.0f;
-    stbi_image_free(px);
-    *out = f;
-    *w = lw;
-    *h = lh;
-    if (file_channels)
-        *file_channels = lc;
-    return 0;
+    return rc;
 }
 
 typedef struct membuf {

@@ -185,9 +185,11 @@ static int pth_storage(void *vctx, const char *key, size_t key_len, const uint8_
     memcpy(name + c->prefix_len + 5, key, key_len);
     name[c->prefix_len + 5 + key_len] = '\0';
     const zip_entry *e = zip_find(c->zip, name);
-    if (!e)
+    if (!e) {
+        char qn[128];   /* the key comes from the file: quoted in the entry name too */
         return io_err(err, errlen, "pickle: storage '%s' has no data entry '%s' in the zip",
-                      io_quote(q, sizeof q, key, key_len), name);
+                      io_quote(q, sizeof q, key, key_len), io_quote(qn, sizeof qn, name, strlen(name)));
+    }
     *data = e->data;
     *size = e->size;
     return 0;

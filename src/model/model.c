@@ -5,6 +5,7 @@
  * walks the template, checks every tensor's shape, widens it to float32 and emits the fused ops of graph.h.
  * Every tensor of a table must be consumed by some part (or be one of the ComfyUI scalars). */
 #include "model.h"
+#include "../io/ioutil.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -687,7 +688,9 @@ int model_build(const tt_table *t1, const tt_table *t2, model_variant force, mod
         }
         for (int i = 0; i < c[k].t->count; i++) {
             if (!c[k].used[i]) {
-                fail(err, errlen, "unexpected tensor '%s'%s", c[k].t->tensors[i].name, c[k].where);
+                const char *nm = c[k].t->tensors[i].name;   /* from the file: quoted (no control characters) */
+                char q[96];
+                fail(err, errlen, "unexpected tensor '%s'%s", io_quote(q, sizeof q, nm, strlen(nm)), c[k].where);
                 goto done;
             }
         }

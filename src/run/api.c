@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../io/tensors.h"
+#include "../model/latent_format.h"
 #include "../model/model.h"
 #include "engine.h"
 
@@ -85,13 +86,16 @@ taesd_result taesd_context_create(const taesd_context_desc *desc, taesd_context 
     const char *env = getenv("TAESD_VALIDATION");
     if (env && *env && strcmp(env, "0") != 0)
         d.enable_validation = true;
+    if (d.host)
+        d.enable_validation = false;   /* the host's instance decides about layers (taesd_vulkan.h) */
     taesd_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return TAESD_ERROR_OUT_OF_MEMORY;
     ctx->log = d.log;
     ctx->log_user = d.log_user;
     char err[512] = "";
-    taesd_result r = engine_init(&ctx->e, d.device_index, d.enable_validation, d.log, d.log_user, err, sizeof err);
+    taesd_result r = engine_init(&ctx->e, d.host, d.device_index, d.enable_validation, d.log, d.log_user, err,
+                                 sizeof err);
     if (r != TAESD_OK) {
         if (d.log)
             d.log(TAESD_LOG_ERROR, MSG_CONTEXT_CREATE, err, d.log_user);
@@ -381,4 +385,55 @@ taesd_result taesd_encode(taesd_model *m, const float *rgb, int h, int w, float 
     if (!m)
         return TAESD_ERROR_INVALID_ARGUMENT;
     return run(m, TAESD_PART_ENCODER, rgb, 3, h, w, latent);
+}
+
+/* ---- Host devices (taesd_vulkan.h) ------------------------------------------------------------------------ */
+
+taesd_result taesd_query_device_requirements(uint32_t api_version, taesd_device_requirements *out)
+{
+    static const char *const fp16_exts_11[] = { VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME };
+    if (!out)
+        return TAESD_ERROR_INVALID_ARGUMENT;
+    uint32_t v = VK_MAKE_API_VERSION(0, VK_API_VERSION_MAJOR(api_version), VK_API_VERSION_MINOR(api_version), 0);
+    memset(out, 0, sizeof *out);
+    out->min_api_version = VK_API_VERSION_1_1;
+    out->queue_flags = VK_QUEUE_COMPUTE_BIT;
+    out->extension_count = 0;            /* storage buffers, compute, fences: all core 1.0/1.1 */
+    out->extensions = NULL;
+    if (v < VK_API_VERSION_1_2) {        /* 16-bit storage is core in 1.1; shaderFloat16 only from 1.2 */
+        out->fp16_extension_count = 1;
+        out->fp16_extensions = fp16_exts_11;
+    }
+    out->fp16_storage_buffer_16bit_access = true;
+    out->fp16_shader_float16 = true;
+    return v < VK_API_VERSION_1_1 ? TAESD_ERROR_UNSUPPORTED : TAESD_OK;
+}
+
+/* ---- Latent formats --------------------------------------------------------------------------------------- */
+
+taesd_result taesd_latent_shape(taesd_latent_format format, bool to_diffusion, int c, int h, int w, int *out_c,
+                                int *out_h, int *out_w)
+{
+    return lf_shape(format, to_diffusion, c, h, w, out_c, out_h, out_w);
+}
+
+taesd_result taesd_latent_to_diffusion(taesd_latent_format format, const float *in, int c, int h, int w, float *out)
+{
+    return lf_to_diffusion(format, in, c, h, w, out);
+}
+
+taesd_result taesd_latent_from_diffusion(taesd_latent_format format, const float *in, int c, int h, int w,
+                                         float *out)
+{
+    return lf_from_diffusion(format, in, c, h, w, out);
+}
+
+const char *taesd_latent_format_name(taesd_latent_format format)
+{
+    return lf_name(format);
+}
+
+taesd_result taesd_latent_format_parse(const char *name, taesd_latent_format *out)
+{
+    return lf_parse(name, out) ? TAESD_OK : TAESD_ERROR_INVALID_ARGUMENT;
 }

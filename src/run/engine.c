@@ -24,11 +24,24 @@ static taesd_result vk_fail(VkResult r, const char *what, char *err, size_t errl
 
 /* ---- engine ---------------------------------------------------------------------------------------------- */
 
-taesd_result engine_init(engine *e, int device_index, bool validation, taesd_log_fn log, void *log_user, char *err,
-                         size_t errlen)
+/* Waits for taesd's own work. On a host's device only taesd's queue is waited on: a device-wide wait would stall
+ * (and require external synchronisation of) every queue the host owns. */
+static void engine_wait_idle(engine *e)
+{
+    if (!e->rt.device)
+        return;
+    if (e->rt.owns_device)
+        e->rt.vk.vkDeviceWaitIdle(e->rt.device);
+    else if (e->rt.queue)
+        e->rt.vk.vkQueueWaitIdle(e->rt.queue);
+}
+
+taesd_result engine_init(engine *e, const taesd_vulkan_host *host, int device_index, bool validation,
+                         taesd_log_fn log, void *log_user, char *err, size_t errlen)
 {
     memset(e, 0, sizeof *e);
-    taesd_result r = vkrt_create(&e->rt, device_index, validation, log, log_user, err, errlen);
+    taesd_result r = host ? vkrt_create_from_host(&e->rt, host, log, log_user, err, errlen)
+                          : vkrt_create(&e->rt, device_index, validation, log, log_user, err, errlen);
     if (r != TAESD_OK)
         return r;
     const vk_dispatch *vk = &e->rt.vk;
@@ -42,7 +55,7 @@ taesd_result engine_init(engine *e, int device_index, bool validation, taesd_log
     VkDescriptorSetLayoutCreateInfo dsl = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
                                             .bindingCount = ENGINE_BINDINGS,
                                             .pBindings = b };
-    VkResult vr = vk->vkCreateDescriptorSetLayout(e->rt.device, &dsl, NULL, &e->set_layout);
+    VkResult vr = vk->vkCreateDescriptorSetLayout(e->rt.device, &dsl, e->rt.alloc, &e->set_layout);
     if (vr != VK_SUCCESS)
         return vk_fail(vr, "vkCreateDescriptorSetLayout", err, errlen);
 
@@ -52,12 +65,12 @@ taesd_result engine_init(engine *e, int device_index, bool validation, taesd_log
                                       .pSetLayouts = &e->set_layout,
                                       .pushConstantRangeCount = 1,
                                       .pPushConstantRanges = &pcr };
-    vr = vk->vkCreatePipelineLayout(e->rt.device, &pl, NULL, &e->pipeline_layout);
+    vr = vk->vkCreatePipelineLayout(e->rt.device, &pl, e->rt.alloc, &e->pipeline_layout);
     if (vr != VK_SUCCESS)
         return vk_fail(vr, "vkCreatePipelineLayout", err, errlen);
 
     VkPipelineCacheCreateInfo pcc = { .sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO };
-    vr = vk->vkCreatePipelineCache(e->rt.device, &pcc, NULL, &e->pipeline_cache);
+    vr = vk->vkCreatePipelineCache(e->rt.device, &pcc, e->rt.alloc, &e->pipeline_cache);
     if (vr != VK_SUCCESS)
         return vk_fail(vr, "vkCreatePipelineCache", err, errlen);
 
@@ -80,20 +93,20 @@ void engine_destroy(engine *e)
         return;
     }
     const vk_dispatch *vk = &e->rt.vk;
-    vk->vkDeviceWaitIdle(e->rt.device);
+    engine_wait_idle(e);
     for (int i = 0; i < e->npipelines; i++)
-        vk->vkDestroyPipeline(e->rt.device, e->pipelines[i].pipeline, NULL);
+        vk->vkDestroyPipeline(e->rt.device, e->pipelines[i].pipeline, e->rt.alloc);
     free(e->pipelines);
     for (int i = 0; i < (int)(sizeof e->modules / sizeof e->modules[0]); i++)
         if (e->modules[i])
-            vk->vkDestroyShaderModule(e->rt.device, e->modules[i], NULL);
+            vk->vkDestroyShaderModule(e->rt.device, e->modules[i], e->rt.alloc);
     vkrt_buffer_destroy(&e->rt, &e->dummy);
     if (e->pipeline_cache)
-        vk->vkDestroyPipelineCache(e->rt.device, e->pipeline_cache, NULL);
+        vk->vkDestroyPipelineCache(e->rt.device, e->pipeline_cache, e->rt.alloc);
     if (e->pipeline_layout)
-        vk->vkDestroyPipelineLayout(e->rt.device, e->pipeline_layout, NULL);
+        vk->vkDestroyPipelineLayout(e->rt.device, e->pipeline_layout, e->rt.alloc);
     if (e->set_layout)
-        vk->vkDestroyDescriptorSetLayout(e->rt.device, e->set_layout, NULL);
+        vk->vkDestroyDescriptorSetLayout(e->rt.device, e->set_layout, e->rt.alloc);
     vkrt_destroy(&e->rt);
     memset(e, 0, sizeof *e);
 }
@@ -114,7 +127,7 @@ static taesd_result get_pipeline(engine *e, const pipeline_key *key, VkPipeline 
         VkShaderModuleCreateInfo smci = { .sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                           .codeSize = sb->size,
                                           .pCode = sb->code };
-        VkResult vr = vk->vkCreateShaderModule(e->rt.device, &smci, NULL, &e->modules[key->shader]);
+        VkResult vr = vk->vkCreateShaderModule(e->rt.device, &smci, e->rt.alloc, &e->modules[key->shader]);
         if (vr != VK_SUCCESS)
             return vk_fail(vr, "vkCreateShaderModule", err, errlen);
     }
@@ -137,14 +150,14 @@ static taesd_result get_pipeline(engine *e, const pipeline_key *key, VkPipeline 
         .layout = e->pipeline_layout,
     };
     VkPipeline p;
-    VkResult vr = vk->vkCreateComputePipelines(e->rt.device, e->pipeline_cache, 1, &cpci, NULL, &p);
+    VkResult vr = vk->vkCreateComputePipelines(e->rt.device, e->pipeline_cache, 1, &cpci, e->rt.alloc, &p);
     if (vr != VK_SUCCESS)
         return vk_fail(vr, "vkCreateComputePipelines", err, errlen);
     if (e->npipelines == e->cap_pipelines) {
         int cap = e->cap_pipelines ? e->cap_pipelines * 2 : 16;
         pipeline_entry *np = realloc(e->pipelines, sizeof *np * (size_t)cap);
         if (!np) {
-            vk->vkDestroyPipeline(e->rt.device, p, NULL);
+            vk->vkDestroyPipeline(e->rt.device, p, e->rt.alloc);
             FAIL(TAESD_ERROR_OUT_OF_MEMORY, "out of host memory");
         }
         e->pipelines = np;
@@ -365,13 +378,13 @@ static void plan_destroy(engine *e, plan *p)
         return;
     const vk_dispatch *vk = &e->rt.vk;
     if (p->fence)
-        vk->vkDestroyFence(e->rt.device, p->fence, NULL);
+        vk->vkDestroyFence(e->rt.device, p->fence, e->rt.alloc);
     if (p->timestamps)
-        vk->vkDestroyQueryPool(e->rt.device, p->timestamps, NULL);
+        vk->vkDestroyQueryPool(e->rt.device, p->timestamps, e->rt.alloc);
     if (p->cmd)
         vk->vkFreeCommandBuffers(e->rt.device, e->rt.command_pool, 1, &p->cmd);
     if (p->pool)
-        vk->vkDestroyDescriptorPool(e->rt.device, p->pool, NULL);
+        vk->vkDestroyDescriptorPool(e->rt.device, p->pool, e->rt.alloc);
     for (int i = 0; i < GBUF_COUNT; i++)
         vkrt_buffer_destroy(&e->rt, &p->bufs[i]);
     vkrt_buffer_destroy(&e->rt, &p->staging_in);
@@ -382,7 +395,7 @@ static void plan_destroy(engine *e, plan *p)
 void gpu_graph_destroy(engine *e, gpu_graph *gg)
 {
     if (e->rt.device)
-        e->rt.vk.vkDeviceWaitIdle(e->rt.device);
+        engine_wait_idle(e);
     for (int i = 0; i < GPU_GRAPH_MAX_PLANS; i++) {
         plan_destroy(e, gg->plans[i]);
         gg->plans[i] = NULL;
@@ -469,7 +482,7 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
         VkQueryPoolCreateInfo qpci = { .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                        .queryType = VK_QUERY_TYPE_TIMESTAMP,
                                        .queryCount = (uint32_t)g->nops + 1 };
-        VkResult qr = vk->vkCreateQueryPool(e->rt.device, &qpci, NULL, &p->timestamps);
+        VkResult qr = vk->vkCreateQueryPool(e->rt.device, &qpci, e->rt.alloc, &p->timestamps);
         if (qr != VK_SUCCESS) {
             r = vk_fail(qr, "vkCreateQueryPool", err, errlen);
             goto done;
@@ -483,7 +496,7 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
                                         .maxSets = (uint32_t)g->nops,
                                         .poolSizeCount = 1,
                                         .pPoolSizes = &ps };
-    VkResult vr = vk->vkCreateDescriptorPool(e->rt.device, &dpci, NULL, &p->pool);
+    VkResult vr = vk->vkCreateDescriptorPool(e->rt.device, &dpci, e->rt.alloc, &p->pool);
     if (vr != VK_SUCCESS) {
         r = vk_fail(vr, "vkCreateDescriptorPool", err, errlen);
         goto done;
@@ -581,7 +594,7 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
     }
     e->stats.command_buffers_recorded++;
     VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
-    vr = vk->vkCreateFence(e->rt.device, &fci, NULL, &p->fence);
+    vr = vk->vkCreateFence(e->rt.device, &fci, e->rt.alloc, &p->fence);
     if (vr != VK_SUCCESS)
         r = vk_fail(vr, "vkCreateFence", err, errlen);
 

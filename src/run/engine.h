@@ -43,8 +43,9 @@ typedef struct engine {
     int conv_px, conv_cob, wg_x, wg_y;
 } engine;
 
-taesd_result engine_init(engine *e, int device_index, bool validation, taesd_log_fn log, void *log_user,
-                         char *err, size_t errlen);
+/* host: NULL to create our own instance and device, else the host's (see taesd_vulkan.h). */
+taesd_result engine_init(engine *e, const taesd_vulkan_host *host, int device_index, bool validation,
+                         taesd_log_fn log, void *log_user, char *err, size_t errlen);
 void engine_destroy(engine *e);
 
 /* One resolution of one graph: everything a run needs, recorded once. */

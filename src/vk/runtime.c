@@ -330,7 +330,7 @@ static taesd_result create_instance(vk_runtime *rt, bool validation, char *err, 
         .enabledExtensionCount = n_enabled,
         .ppEnabledExtensionNames = n_enabled ? enabled_exts : NULL,
     };
-    VkResult r = rt->vk.vkCreateInstance(&ci, NULL, &rt->instance);
+    VkResult r = rt->vk.vkCreateInstance(&ci, rt->alloc, &rt->instance);
     if (r != VK_SUCCESS) {
         rt->instance = VK_NULL_HANDLE;
         if (r == VK_ERROR_INCOMPATIBLE_DRIVER) {
@@ -341,6 +341,8 @@ static taesd_result create_instance(vk_runtime *rt, bool validation, char *err, 
         }
         goto out;
     }
+    rt->owns_instance = true;
+    rt->instance_api = api;
     vk_dispatch_load_instance(&rt->vk, rt->instance);
 
     if (validation) {
@@ -350,7 +352,7 @@ static taesd_result create_instance(vk_runtime *rt, bool validation, char *err, 
             goto out;
         }
         messenger_info(rt, &mi);
-        r = rt->vk.vkCreateDebugUtilsMessengerEXT(rt->instance, &mi, NULL, &rt->messenger);
+        r = rt->vk.vkCreateDebugUtilsMessengerEXT(rt->instance, &mi, rt->alloc, &rt->messenger);
         if (r != VK_SUCCESS) {
             rt->messenger = VK_NULL_HANDLE;
             res = vk_fail(err, errlen, "vkCreateDebugUtilsMessengerEXT", r);
@@ -385,9 +387,12 @@ static int type_score(VkPhysicalDeviceType t)
     }
 }
 
-/* Instance API version as created (min(1.3, loader)), needed to know which structs the instance can query. */
+/* Instance API version as created (min(1.3, loader); the host's, in host mode), capped at 1.3: it decides which
+ * structs the instance can query. */
 static uint32_t instance_api(const vk_runtime *rt)
 {
+    if (rt->instance_api)
+        return rt->instance_api < VKRT_MAX_API ? rt->instance_api : VKRT_MAX_API;
     uint32_t v = VK_API_VERSION_1_0;
     if (rt->vk.vkEnumerateInstanceVersion && rt->vk.vkEnumerateInstanceVersion(&v) != VK_SUCCESS)
         v = VK_API_VERSION_1_0;
@@ -551,11 +556,12 @@ static taesd_result create_device(vk_runtime *rt, const device_caps *c, char *er
         .enabledExtensionCount = n_exts,
         .ppEnabledExtensionNames = n_exts ? exts : NULL,
     };
-    VkResult r = rt->vk.vkCreateDevice(rt->physical, &di, NULL, &rt->device);
+    VkResult r = rt->vk.vkCreateDevice(rt->physical, &di, rt->alloc, &rt->device);
     if (r != VK_SUCCESS) {
         rt->device = VK_NULL_HANDLE;
         return vk_fail(err, errlen, "vkCreateDevice", r);
     }
+    rt->owns_device = true;
     vk_dispatch_load_device(&rt->vk, rt->device);
     if (!rt->vk.vkGetDeviceQueue || !rt->vk.vkCreateCommandPool || !rt->vk.vkQueueSubmit) {
         set_err(err, errlen, "the Vulkan device lacks core entry points");
@@ -568,7 +574,7 @@ static taesd_result create_device(vk_runtime *rt, const device_caps *c, char *er
         .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
         .queueFamilyIndex = rt->queue_family,
     };
-    r = rt->vk.vkCreateCommandPool(rt->device, &pi, NULL, &rt->command_pool);
+    r = rt->vk.vkCreateCommandPool(rt->device, &pi, rt->alloc, &rt->command_pool);
     if (r != VK_SUCCESS) {
         rt->command_pool = VK_NULL_HANDLE;
         return vk_fail(err, errlen, "vkCreateCommandPool", r);
@@ -649,23 +655,142 @@ taesd_result vkrt_create(vk_runtime *rt, int device_index, bool validation, taes
     return res;
 }
 
+taesd_result vkrt_create_from_host(vk_runtime *rt, const taesd_vulkan_host *host, taesd_log_fn log, void *log_user,
+                                   char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!rt) {
+        set_err(err, errlen, "vkrt_create_from_host: no runtime");
+        return TAESD_ERROR_INVALID_ARGUMENT;
+    }
+    memset(rt, 0, sizeof *rt);
+    rt->log = log;
+    rt->log_user = log_user;
+    if (!host) {
+        set_err(err, errlen, "host device: no taesd_vulkan_host given");
+        return TAESD_ERROR_INVALID_ARGUMENT;
+    }
+    const char *missing = !host->get_instance_proc_addr ? "get_instance_proc_addr"
+                        : !host->instance ? "instance"
+                        : !host->physical_device ? "physical_device"
+                        : !host->device ? "device"
+                        : !host->queue ? "queue"
+                        : !host->instance_api_version ? "instance_api_version" : NULL;
+    if (missing) {
+        set_err(err, errlen, "host device: taesd_vulkan_host.%s is not set", missing);
+        return TAESD_ERROR_INVALID_ARGUMENT;
+    }
+    uint32_t inst_api = api_major_minor(host->instance_api_version);
+    if (inst_api < VKRT_MIN_API) {
+        set_err(err, errlen, "host device: the instance was created for Vulkan %u.%u; taesd needs Vulkan 1.1",
+                VK_API_VERSION_MAJOR(inst_api), VK_API_VERSION_MINOR(inst_api));
+        return TAESD_ERROR_UNSUPPORTED;
+    }
+    rt->alloc = host->allocator;
+    rt->instance = host->instance;
+    rt->instance_api = inst_api;
+    rt->physical = host->physical_device;
+    rt->device = host->device;
+    rt->queue_family = host->queue_family_index;
+    rt->queue = host->queue;
+    /* owns_instance / owns_device stay false: nothing of the host's is ever destroyed. */
+
+    taesd_result res = TAESD_OK;
+    vk_dispatch_load_global(&rt->vk, host->get_instance_proc_addr);
+    vk_dispatch_load_instance(&rt->vk, rt->instance);
+    if (!rt->vk.vkGetPhysicalDeviceProperties || !rt->vk.vkGetPhysicalDeviceProperties2 ||
+        !rt->vk.vkGetPhysicalDeviceFeatures2 || !rt->vk.vkGetPhysicalDeviceMemoryProperties ||
+        !rt->vk.vkGetPhysicalDeviceQueueFamilyProperties || !rt->vk.vkEnumerateDeviceExtensionProperties ||
+        !rt->vk.vkGetDeviceProcAddr) {
+        set_err(err, errlen, "host device: get_instance_proc_addr returns no Vulkan 1.1 instance commands");
+        res = TAESD_ERROR_INVALID_ARGUMENT;
+        goto out;
+    }
+
+    device_caps c;
+    query_caps(rt, rt->physical, &c);
+    if (api_major_minor(c.props.apiVersion) < VKRT_MIN_API) {
+        set_err(err, errlen, "host device: %s supports Vulkan %u.%u; taesd needs Vulkan 1.1", c.props.deviceName,
+                VK_API_VERSION_MAJOR(c.props.apiVersion), VK_API_VERSION_MINOR(c.props.apiVersion));
+        res = TAESD_ERROR_UNSUPPORTED;
+        goto out;
+    }
+    uint32_t nq = 0;
+    rt->vk.vkGetPhysicalDeviceQueueFamilyProperties(rt->physical, &nq, NULL);
+    VkQueueFamilyProperties *q = nq ? calloc(nq, sizeof *q) : NULL;
+    VkQueueFlags qflags = 0;
+    if (q) {
+        rt->vk.vkGetPhysicalDeviceQueueFamilyProperties(rt->physical, &nq, q);
+        if (rt->queue_family < nq)
+            qflags = q[rt->queue_family].queueFlags;
+        free(q);
+    }
+    if (rt->queue_family >= nq) {
+        set_err(err, errlen, "host device: queue_family_index %u does not exist (%u families)", rt->queue_family, nq);
+        res = TAESD_ERROR_INVALID_ARGUMENT;
+        goto out;
+    }
+    if (!(qflags & VK_QUEUE_COMPUTE_BIT)) {
+        set_err(err, errlen, "host device: queue family %u has no compute support", rt->queue_family);
+        res = TAESD_ERROR_UNSUPPORTED;
+        goto out;
+    }
+    if (host->fp16_enabled && !(c.storage16 && c.float16)) {
+        set_err(err, errlen, "host device: fp16_enabled is set but %s does not support storageBuffer16BitAccess "
+                             "and shaderFloat16", c.props.deviceName);
+        res = TAESD_ERROR_INVALID_ARGUMENT;
+        goto out;
+    }
+    rt->fp16 = host->fp16_enabled;
+    rt->props = c.props;
+    rt->subgroup_size = c.subgroup_size;
+    rt->vk.vkGetPhysicalDeviceMemoryProperties(rt->physical, &rt->mem_props);
+
+    vk_dispatch_load_device(&rt->vk, rt->device);
+    if (!rt->vk.vkCreateCommandPool || !rt->vk.vkQueueSubmit || !rt->vk.vkCreateBuffer || !rt->vk.vkWaitForFences) {
+        set_err(err, errlen, "host device: vkGetDeviceProcAddr returns no core device commands");
+        res = TAESD_ERROR_INVALID_ARGUMENT;
+        goto out;
+    }
+    VkCommandPoolCreateInfo pi = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+        .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+        .queueFamilyIndex = rt->queue_family,
+    };
+    VkResult r = rt->vk.vkCreateCommandPool(rt->device, &pi, rt->alloc, &rt->command_pool);
+    if (r != VK_SUCCESS) {
+        rt->command_pool = VK_NULL_HANDLE;
+        res = vk_fail(err, errlen, "vkCreateCommandPool", r);
+    }
+out:
+    if (res != TAESD_OK) {
+        vkrt_destroy(rt);
+        rt->log = log;
+        rt->log_user = log_user;
+    }
+    return res;
+}
+
 void vkrt_destroy(vk_runtime *rt)
 {
     if (!rt)
         return;
     if (rt->device) {
-        if (rt->vk.vkDeviceWaitIdle)
+        /* On the host's device, wait for nothing: every taesd submit was waited on by its fence, and idling the
+         * host's device or queue would need the host's queues externally synchronized. */
+        if (rt->owns_device && rt->vk.vkDeviceWaitIdle)
             rt->vk.vkDeviceWaitIdle(rt->device);
         if (rt->command_pool && rt->vk.vkDestroyCommandPool)
-            rt->vk.vkDestroyCommandPool(rt->device, rt->command_pool, NULL);
-        if (rt->vk.vkDestroyDevice)
-            rt->vk.vkDestroyDevice(rt->device, NULL);
+            rt->vk.vkDestroyCommandPool(rt->device, rt->command_pool, rt->alloc);
+        if (rt->owns_device && rt->vk.vkDestroyDevice)
+            rt->vk.vkDestroyDevice(rt->device, rt->alloc);
     }
-    if (rt->instance) {
+    if (rt->instance && rt->owns_instance) {
         if (rt->messenger && rt->vk.vkDestroyDebugUtilsMessengerEXT)
-            rt->vk.vkDestroyDebugUtilsMessengerEXT(rt->instance, rt->messenger, NULL);
+            rt->vk.vkDestroyDebugUtilsMessengerEXT(rt->instance, rt->messenger, rt->alloc);
         if (rt->vk.vkDestroyInstance)
-            rt->vk.vkDestroyInstance(rt->instance, NULL);
+            rt->vk.vkDestroyInstance(rt->instance, rt->alloc);
     }
     if (rt->library)
         loader_close(rt->library);
@@ -765,7 +890,7 @@ taesd_result vkrt_buffer_create(vk_runtime *rt, VkDeviceSize size, bool host_vis
         .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };
-    VkResult r = rt->vk.vkCreateBuffer(rt->device, &bi, NULL, &out->buffer);
+    VkResult r = rt->vk.vkCreateBuffer(rt->device, &bi, rt->alloc, &out->buffer);
     if (r != VK_SUCCESS) {
         out->buffer = VK_NULL_HANDLE;
         return vk_fail(err, errlen, "vkCreateBuffer", r);
@@ -794,7 +919,7 @@ taesd_result vkrt_buffer_create(vk_runtime *rt, VkDeviceSize size, bool host_vis
             .allocationSize = req.size,
             .memoryTypeIndex = types[i],
         };
-        r = rt->vk.vkAllocateMemory(rt->device, &ai, NULL, &out->memory);
+        r = rt->vk.vkAllocateMemory(rt->device, &ai, rt->alloc, &out->memory);
         if (r == VK_SUCCESS)
             break;
         out->memory = VK_NULL_HANDLE;
@@ -830,9 +955,9 @@ void vkrt_buffer_destroy(vk_runtime *rt, vk_buffer *b)
         if (b->mapped && rt->vk.vkUnmapMemory)
             rt->vk.vkUnmapMemory(rt->device, b->memory);
         if (b->buffer)
-            rt->vk.vkDestroyBuffer(rt->device, b->buffer, NULL);
+            rt->vk.vkDestroyBuffer(rt->device, b->buffer, rt->alloc);
         if (b->memory)
-            rt->vk.vkFreeMemory(rt->device, b->memory, NULL);
+            rt->vk.vkFreeMemory(rt->device, b->memory, rt->alloc);
     }
     memset(b, 0, sizeof *b);
 }
@@ -906,7 +1031,7 @@ taesd_result vkrt_end_submit_wait(vk_runtime *rt, VkCommandBuffer cb, char *err,
         res = vk_fail(err, errlen, "vkEndCommandBuffer", r);
     if (res == TAESD_OK) {
         VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-        r = rt->vk.vkCreateFence(rt->device, &fi, NULL, &fence);
+        r = rt->vk.vkCreateFence(rt->device, &fi, rt->alloc, &fence);
         if (r != VK_SUCCESS) {
             fence = VK_NULL_HANDLE;
             res = vk_fail(err, errlen, "vkCreateFence", r);
@@ -917,7 +1042,7 @@ taesd_result vkrt_end_submit_wait(vk_runtime *rt, VkCommandBuffer cb, char *err,
     if (res != TAESD_OK && rt->vk.vkQueueWaitIdle)
         rt->vk.vkQueueWaitIdle(rt->queue);   /* never free a command buffer that may still be pending */
     if (fence)
-        rt->vk.vkDestroyFence(rt->device, fence, NULL);
+        rt->vk.vkDestroyFence(rt->device, fence, rt->alloc);
     rt->vk.vkFreeCommandBuffers(rt->device, rt->command_pool, 1, &cb);
     return res;
 }

@@ -13,11 +13,16 @@
 #include <stdint.h>
 
 #include "taesd.h"
+#include "taesd_vulkan.h"  /* taesd_vulkan_host: a device owned by the application */
 #include "vk_dispatch.h"   /* generated from vk.xml: struct vk_dispatch + vk_dispatch_load_*() */
 
 typedef struct vk_runtime {
     void *library;                       /* libvulkan handle; NULL when the host supplied the entry point */
     vk_dispatch vk;                      /* every call goes through this table */
+    const VkAllocationCallbacks *alloc;  /* pass to every vkCreate*, vkAllocate*, vkDestroy*, vkFree* taking one
+                                          * (NULL on taesd's own device; the host's callbacks in host mode) */
+    bool owns_instance, owns_device;     /* false in host mode: vkrt_destroy never destroys the host's objects */
+    uint32_t instance_api;               /* Vulkan version the instance was created with (major.minor) */
     VkInstance instance;
     VkPhysicalDevice physical;
     VkDevice device;
@@ -40,6 +45,14 @@ typedef struct vk_runtime {
 taesd_result vkrt_create(vk_runtime *rt, int device_index, bool validation, taesd_log_fn log, void *log_user,
                          char *err, size_t errlen);
 void vkrt_destroy(vk_runtime *rt);
+
+/* Adopts the application's instance/device/queue (see include/taesd_vulkan.h): loads the dispatch table from
+ * host->get_instance_proc_addr and vkGetDeviceProcAddr, checks the device (Vulkan 1.1, a compute queue family,
+ * fp16 only where host->fp16_enabled and supported), enables nothing, and creates only taesd's command pool
+ * (with host->allocator). vkrt_destroy then destroys only what taesd created. */
+taesd_result vkrt_create_from_host(vk_runtime *rt, const taesd_vulkan_host *host, taesd_log_fn log, void *log_user,
+                                   char *err, size_t errlen);
+
 
 /* Lists devices (opens the loader and a temporary instance). */
 taesd_result vkrt_list_devices(taesd_device_info *out, int *count, char *err, size_t errlen);
