@@ -51,7 +51,7 @@ typedef enum taesd_result {
 } taesd_result;
 
 typedef enum taesd_precision {
-    TAESD_PRECISION_AUTO = 0,          /* fp16 storage where the device supports it, else fp32 */
+    TAESD_PRECISION_AUTO = 0,          /* fp16 on GPUs that support it; fp32 on CPU devices (lavapipe) and others */
     TAESD_PRECISION_FP32 = 1,
     TAESD_PRECISION_FP16 = 2           /* fp16 activations and weights, fp32 accumulation */
 } taesd_precision;
