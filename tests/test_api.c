@@ -170,6 +170,20 @@ static void test_plan_reuse(void **state)
     taesd_model_destroy(m);
 }
 
+/* AUTO: fp16 on GPUs that have it, fp32 on CPU devices (where fp16 is slower) and devices without fp16. */
+static void test_auto_precision(void **state)
+{
+    (void)state;
+    taesd_device_info di;
+    taesd_context_device_info(ctx, &di);
+    taesd_model *m = load("weights/synth_sd_decoder_f16.safetensors", TAESD_PRECISION_AUTO);
+    taesd_model_info info;
+    taesd_model_get_info(m, &info);
+    const int cpu = 4; /* VK_PHYSICAL_DEVICE_TYPE_CPU */
+    assert_int_equal(info.precision, di.fp16 && di.type != cpu ? TAESD_PRECISION_FP16 : TAESD_PRECISION_FP32);
+    taesd_model_destroy(m);
+}
+
 /* No global state: two contexts, each with a model, interleaved, give identical results. */
 static void test_two_contexts(void **state)
 {
@@ -201,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_run_errors),
         cmocka_unit_test(test_too_large_for_device),
         cmocka_unit_test(test_plan_reuse),
+        cmocka_unit_test(test_auto_precision),
         cmocka_unit_test(test_two_contexts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
