@@ -123,6 +123,14 @@ TAESD_API const char *taesd_context_last_error(const taesd_context *ctx);
 TAESD_API void taesd_context_device_info(const taesd_context *ctx, taesd_device_info *out);
 /* Number of validation warnings/errors seen (counts only with enable_validation on taesd's own device; else 0). */
 TAESD_API uint32_t taesd_context_validation_messages(const taesd_context *ctx);
+/* What the context has built so far. A decode or encode at a size already seen builds nothing: no pipeline, no
+ * descriptor set, no command buffer recording (its plan is reused). Nothing happens for a NULL ctx or out. */
+typedef struct taesd_context_stats {
+    uint32_t pipelines_created;
+    uint32_t descriptor_sets_allocated;
+    uint32_t command_buffers_recorded;
+} taesd_context_stats;
+TAESD_API void taesd_context_get_stats(const taesd_context *ctx, taesd_context_stats *out);
 
 typedef struct taesd_model_desc {
     const char *path;          /* weights file: .pth or .safetensors (Sequential, diffusers or ComfyUI keys) */

@@ -132,15 +132,13 @@ uint32_t taesd_context_validation_messages(const taesd_context *ctx)
 }
 
 /* Internal (tests): counts of pipelines, descriptor sets and command buffers made so far. */
-TAESD_API void taesd_context_stats(const taesd_context *ctx, uint32_t *pipelines, uint32_t *sets, uint32_t *cmdbufs);
-void taesd_context_stats(const taesd_context *ctx, uint32_t *pipelines, uint32_t *sets, uint32_t *cmdbufs)
+void taesd_context_get_stats(const taesd_context *ctx, taesd_context_stats *out)
 {
-    if (pipelines)
-        *pipelines = ctx->e.stats.pipelines_created;
-    if (sets)
-        *sets = ctx->e.stats.descriptor_sets_allocated;
-    if (cmdbufs)
-        *cmdbufs = ctx->e.stats.command_buffers_recorded;
+    if (!ctx || !out)
+        return;
+    out->pipelines_created = ctx->e.stats.pipelines_created;
+    out->descriptor_sets_allocated = ctx->e.stats.descriptor_sets_allocated;
+    out->command_buffers_recorded = ctx->e.stats.command_buffers_recorded;
 }
 
 static taesd_result load_table(taesd_context *ctx, const char *path, tt_table *t)
