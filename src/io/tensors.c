@@ -305,3 +305,14 @@ int tt_load_memory(const uint8_t *data, size_t size, tt_table *out, char *err, s
         memcpy(blob, data, size);
     return load_blob(blob, size, out, err, errlen);
 }
+
+void tt_format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+    if (!len)
+        return;
+    size_t o = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < len)
+        snprintf(buf + o, len - o, "]");
+}

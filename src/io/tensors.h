@@ -40,6 +40,8 @@ const tt_tensor *tt_find(const tt_table *t, const char *name);
 /* Element i of a tensor as float (f16/bf16 widened exactly). */
 float tt_get(const tt_tensor *t, int64_t i);
 const char *tt_dtype_name(tt_dtype d);   /* "f32", "f16", "bf16" */
+/* "[64, 32, 3, 3]" into buf (truncated to len), for error messages. */
+void tt_format_shape(char *buf, size_t len, int ndim, const int64_t *shape);
 
 /* Half <-> float conversion shared across the project (round to nearest even). */
 float tt_half_to_float(uint16_t h);

@@ -635,17 +635,6 @@ static int run(up *u)
     }
 }
 
-static int format_dims(char *buf, size_t len, const int64_t *v, int n)
-{
-    size_t o = 0;
-    o += (size_t)snprintf(buf + o, len - o, "[");
-    for (int i = 0; i < n && o < len; i++)
-        o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)v[i]);
-    if (o < len)
-        snprintf(buf + o, len - o, "]");
-    return 0;
-}
-
 /* Validates one tensor record and fills a tt_tensor. */
 static int make_tensor(up *u, const obj *key, const obj *val, tt_tensor *t)
 {
@@ -672,8 +661,8 @@ static int make_tensor(up *u, const obj *key, const obj *val, tt_tensor *t)
         for (int i = nd - 1; i >= 0; i--) {
             if (shape[i] != 1 && stride[i] != expect) {
                 char s1[96], s2[96];
-                format_dims(s1, sizeof s1, shape, nd);
-                format_dims(s2, sizeof s2, stride, nd);
+                tt_format_shape(s1, sizeof s1, nd, shape);
+                tt_format_shape(s2, sizeof s2, nd, stride);
                 return io_err(u->err, u->errlen, "pickle: tensor '%s' is not contiguous (size %s, stride %s)", q, s1,
                               s2);
             }

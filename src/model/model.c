@@ -167,16 +167,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape)
-{
-    size_t o = 0;
-    o += (size_t)snprintf(buf + o, n - o, "[");
-    for (int i = 0; i < ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (o < n)
-        snprintf(buf + o, n - o, "]");
-}
-
 /* ---------------------------------------------------------------- one table, one part */
 
 typedef struct table_ctx {
@@ -275,7 +265,7 @@ static int conv_weight_shape(const table_ctx *c, gpart part, int seq, const tt_t
     const tt_tensor *w = &c->t->tensors[i];
     if (w->ndim != 4) {
         char s[96];
-        fmt_shape(s, sizeof s, w->ndim, w->shape);
+        tt_format_shape(s, sizeof s, w->ndim, w->shape);
         return fail(err, errlen, "shape mismatch: %s is %s, expected a 4-d conv weight%s", key, s, c->where);
     }
     *out = w;
@@ -341,8 +331,8 @@ static int take(builder *b, int seq, const char *suffix, int ndim, int d0, int d
         ok = t->shape[k] == want[k];
     if (!ok) {
         char s1[96], s2[96];
-        fmt_shape(s1, sizeof s1, t->ndim, t->shape);
-        fmt_shape(s2, sizeof s2, ndim, want);
+        tt_format_shape(s1, sizeof s1, t->ndim, t->shape);
+        tt_format_shape(s2, sizeof s2, ndim, want);
         return fail(b->err, b->errlen, "shape mismatch: %s is %s, expected %s%s%s", key, s1, s2, b->forced,
                     b->c->where);
     }
@@ -563,7 +553,7 @@ static int read_scalar(table_ctx *c, const char *name, bool *found, float *v, ch
     const tt_tensor *t = &c->t->tensors[i];
     if (t->numel != 1 || t->ndim > 1) {
         char s[96];
-        fmt_shape(s, sizeof s, t->ndim, t->shape);
+        tt_format_shape(s, sizeof s, t->ndim, t->shape);
         return fail(err, errlen, "shape mismatch: %s is %s, expected []%s", name, s, c->where);
     }
     c->used[i] = true;

@@ -14,6 +14,19 @@ typedef struct tensor {
 
 static const float *param(const graph *g, int i) { return i >= 0 && i < g->nparams ? g->params[i].data : NULL; }
 
+/* The conv epilogue for output channel co: out = act(acc + skip), act = ReLU when o->relu. */
+static void store_plane(const gop *o, const double *acc, const tensor *skip, int co, size_t plane, tensor *out)
+{
+    float *op = out->d + (size_t)co * plane;
+    const float *sp = skip ? skip->d + (size_t)co * plane : NULL;
+    for (size_t i = 0; i < plane; i++) {
+        double v = acc[i] + (sp ? (double)sp[i] : 0.0);
+        if (o->relu && v < 0)
+            v = 0;
+        op[i] = (float)v;
+    }
+}
+
 /* out = act(conv3x3(up(clamp(in))) + bias + skip), padding 1, stride 1 or 2. */
 static int ref_conv3x3(const graph *g, const gop *o, const tensor *in, const tensor *skip, tensor *out)
 {
@@ -64,14 +77,7 @@ static int ref_conv3x3(const graph *g, const gop *o, const tensor *in, const ten
                 }
             }
         }
-        float *op = out->d + (size_t)co * out_plane;
-        const float *sp = skip ? skip->d + (size_t)co * out_plane : NULL;
-        for (size_t i = 0; i < out_plane; i++) {
-            double v = acc[i] + (sp ? (double)sp[i] : 0.0);
-            if (o->relu && v < 0)
-                v = 0;
-            op[i] = (float)v;
-        }
+        store_plane(o, acc, skip, co, out_plane, out);
     }
     free(acc);
     free(clamped);
@@ -95,14 +101,7 @@ static int ref_conv1x1(const graph *g, const gop *o, const tensor *in, const ten
             for (size_t i = 0; i < plane; i++)
                 acc[i] += wv * ip[i];
         }
-        float *op = out->d + (size_t)co * plane;
-        const float *sp = skip ? skip->d + (size_t)co * plane : NULL;
-        for (size_t i = 0; i < plane; i++) {
-            double v = acc[i] + (sp ? (double)sp[i] : 0.0);
-            if (o->relu && v < 0)
-                v = 0;
-            op[i] = (float)v;
-        }
+        store_plane(o, acc, skip, co, plane, out);
     }
     free(acc);
     return 0;
