@@ -10,15 +10,8 @@
 #include "../io/tensors.h"
 #include "../model/latent_format.h"
 #include "../model/model.h"
+#include "api_internal.h"
 #include "engine.h"
-
-/* Stable message ids passed to the log callback (documented in docs/api.md). */
-enum {
-    MSG_CONTEXT_CREATE = 1,
-    MSG_MODEL_LOAD = 2,
-    MSG_RUN = 3,
-    MSG_INVALID_ARGUMENT = 4,
-};
 
 struct taesd_context {
     engine e;
@@ -393,6 +386,7 @@ taesd_result taesd_encode(taesd_model *m, const float *rgb, int h, int w, float 
 taesd_result taesd_query_device_requirements(uint32_t api_version, taesd_device_requirements *out)
 {
     static const char *const fp16_exts_11[] = { VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME };
+    static const char *const cmd_exts_12[] = { VK_KHR_SYNCHRONIZATION_2_EXTENSION_NAME };
     if (!out)
         return TAESD_ERROR_INVALID_ARGUMENT;
     uint32_t v = VK_MAKE_API_VERSION(0, VK_API_VERSION_MAJOR(api_version), VK_API_VERSION_MINOR(api_version), 0);
@@ -407,6 +401,11 @@ taesd_result taesd_query_device_requirements(uint32_t api_version, taesd_device_
     }
     out->fp16_storage_buffer_16bit_access = true;
     out->fp16_shader_float16 = true;
+    if (v < VK_API_VERSION_1_3) {        /* synchronization2 is core from 1.3 */
+        out->cmd_extension_count = 1;
+        out->cmd_extensions = cmd_exts_12;
+    }
+    out->cmd_synchronization2 = true;
     return v < VK_API_VERSION_1_1 ? TAESD_ERROR_UNSUPPORTED : TAESD_OK;
 }
 
@@ -437,4 +436,26 @@ const char *taesd_latent_format_name(taesd_latent_format format)
 taesd_result taesd_latent_format_parse(const char *name, taesd_latent_format *out)
 {
     return lf_parse(name, out) ? TAESD_OK : TAESD_ERROR_INVALID_ARGUMENT;
+}
+
+/* ---- internal accessors (api_internal.h) ------------------------------------------------------------------- */
+
+engine *api_model_engine(taesd_model *m)
+{
+    return &m->ctx->e;
+}
+
+gpu_graph *api_model_decoder(taesd_model *m)
+{
+    return m->has_dec ? &m->dec : NULL;
+}
+
+void api_model_error(taesd_model *m, int id, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    set_error(m->ctx, id, "%s", msg);
 }

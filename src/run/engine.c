@@ -113,7 +113,7 @@ void engine_destroy(engine *e)
     memset(e, 0, sizeof *e);
 }
 
-static taesd_result get_pipeline(engine *e, const pipeline_key *key, VkPipeline *out, char *err, size_t errlen)
+taesd_result engine_get_pipeline(engine *e, const pipeline_key *key, VkPipeline *out, char *err, size_t errlen)
 {
     for (int i = 0; i < e->npipelines; i++) {
         const pipeline_key *k = &e->pipelines[i].key;
@@ -373,7 +373,7 @@ taesd_result gpu_graph_create(engine *e, const graph *g, bool fp16, bool profile
     for (int i = 0; r == TAESD_OK && i < g->nops; i++) {
         pipeline_key key;
         op_pipeline_key(e, &g->ops[i], fp16, &key);
-        r = get_pipeline(e, &key, &gg->pipes[i], err, errlen);
+        r = engine_get_pipeline(e, &key, &gg->pipes[i], err, errlen);
     }
     if (r != TAESD_OK)
         gpu_graph_destroy(e, gg);
@@ -397,6 +397,9 @@ static void plan_destroy(engine *e, plan *p)
         vkrt_buffer_destroy(&e->rt, &p->bufs[i]);
     vkrt_buffer_destroy(&e->rt, &p->staging_in);
     vkrt_buffer_destroy(&e->rt, &p->staging_out);
+    free(p->sets);
+    free(p->in_dims);
+    free(p->out_dims);
     free(p);
 }
 
@@ -429,15 +432,58 @@ static void compute_barrier(const vk_dispatch *vk, VkCommandBuffer cb, VkPipelin
     vk->vkCmdPipelineBarrier(cb, src_stage, dst_stage, 0, 1, &mb, 0, NULL, 0, NULL);
 }
 
-static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **out, char *err, size_t errlen)
+void plan_record_ops(engine *e, const gpu_graph *gg, const plan *p, VkCommandBuffer cb)
 {
     const graph *g = gg->g;
     const vk_dispatch *vk = &e->rt.vk;
-    gdims *ind = calloc((size_t)g->nops, sizeof *ind), *outd = calloc((size_t)g->nops, sizeof *outd);
+    const bool stamps = p->timestamps && cb == p->cmd;
+    if (stamps)
+        vk->vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, p->timestamps, 0);
+    for (int i = 0; i < g->nops; i++) {
+        const gop *op = &g->ops[i];
+        const gdims in = p->in_dims[i], out = p->out_dims[i];
+        int32_t pc[4] = { in.h, in.w, out.h, out.w };
+        vk->vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, gg->pipes[i]);
+        vk->vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, e->pipeline_layout, 0, 1, &p->sets[i], 0,
+                                    NULL);
+        vk->vkCmdPushConstants(cb, e->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, pc);
+        if (op->kind == GOP_GN_STATS) {
+            vk->vkCmdDispatch(cb, (uint32_t)op->groups, 1, 1);
+        } else {
+            uint32_t gx = (uint32_t)div_up(div_up(out.w, e->conv_px), e->wg_x);
+            uint32_t gy = (uint32_t)div_up(out.h, e->wg_y);
+            uint32_t gz = (uint32_t)div_up(div_up(op->cout, 4), op_cob(e, op));
+            vk->vkCmdDispatch(cb, gx, gy, gz);
+        }
+        compute_barrier(vk, cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
+                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                        VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT);
+        if (stamps)
+            vk->vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, p->timestamps, (uint32_t)i + 1);
+    }
+}
+
+static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, bool host_cmd, plan **out, char *err,
+                                size_t errlen)
+{
+    const graph *g = gg->g;
+    const vk_dispatch *vk = &e->rt.vk;
     plan *p = calloc(1, sizeof *p);
+    gdims *ind = calloc((size_t)g->nops, sizeof *ind), *outd = calloc((size_t)g->nops, sizeof *outd);
     VkDescriptorSet *sets = calloc((size_t)g->nops, sizeof *sets);
     taesd_result r = TAESD_OK;
+    if (p) {
+        p->in_dims = ind;
+        p->out_dims = outd;
+        p->sets = sets;
+        p->host_cmd = host_cmd;
+    }
     if (!ind || !outd || !p || !sets) {
+        if (!p) {
+            free(ind);
+            free(outd);
+            free(sets);
+        }
         snprintf(err, errlen, "out of host memory");
         r = TAESD_ERROR_OUT_OF_MEMORY;
         goto done;
@@ -479,14 +525,15 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
         r = vkrt_buffer_create(&e->rt, need[b], false, &p->bufs[b], err, errlen);
         p->device_bytes += need[b];
     }
-    if (r == TAESD_OK)
+    if (r == TAESD_OK && !host_cmd) {
         r = vkrt_buffer_create(&e->rt, need[GBUF_INPUT], true, &p->staging_in, err, errlen);
-    if (r == TAESD_OK)
-        r = vkrt_buffer_create(&e->rt, need[GBUF_OUTPUT], true, &p->staging_out, err, errlen);
+        if (r == TAESD_OK)
+            r = vkrt_buffer_create(&e->rt, need[GBUF_OUTPUT], true, &p->staging_out, err, errlen);
+        p->device_bytes += need[GBUF_INPUT] + need[GBUF_OUTPUT];
+    }
     if (r != TAESD_OK)
         goto done;
-    p->device_bytes += need[GBUF_INPUT] + need[GBUF_OUTPUT];
-    if (gg->profile) {
+    if (gg->profile && !host_cmd) {
         VkQueryPoolCreateInfo qpci = { .sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                        .queryType = VK_QUERY_TYPE_TIMESTAMP,
                                        .queryCount = (uint32_t)g->nops + 1 };
@@ -550,6 +597,9 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
         vk->vkUpdateDescriptorSets(e->rt.device, ENGINE_BINDINGS, wr, 0, NULL);
     }
 
+    if (host_cmd)
+        goto done;
+
     /* The command buffer: upload copy, every op, download copy. Recorded once, submitted on every run. */
     VkCommandBufferAllocateInfo cbai = { .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                          .commandPool = e->rt.command_pool,
@@ -568,29 +618,7 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
     vk->vkCmdCopyBuffer(p->cmd, p->staging_in.buffer, p->bufs[GBUF_INPUT].buffer, 1, &cin);
     compute_barrier(vk, p->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_READ_BIT);
-    if (p->timestamps)
-        vk->vkCmdWriteTimestamp(p->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, p->timestamps, 0);
-    for (int i = 0; i < g->nops; i++) {
-        const gop *op = &g->ops[i];
-        int32_t pc[4] = { ind[i].h, ind[i].w, outd[i].h, outd[i].w };
-        vk->vkCmdBindPipeline(p->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, gg->pipes[i]);
-        vk->vkCmdBindDescriptorSets(p->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, e->pipeline_layout, 0, 1, &sets[i], 0,
-                                    NULL);
-        vk->vkCmdPushConstants(p->cmd, e->pipeline_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof pc, pc);
-        if (op->kind == GOP_GN_STATS) {
-            vk->vkCmdDispatch(p->cmd, (uint32_t)op->groups, 1, 1);
-        } else {
-            uint32_t gx = (uint32_t)div_up(div_up(outd[i].w, e->conv_px), e->wg_x);
-            uint32_t gy = (uint32_t)div_up(outd[i].h, e->wg_y);
-            uint32_t gz = (uint32_t)div_up(div_up(op->cout, 4), op_cob(e, op));
-            vk->vkCmdDispatch(p->cmd, gx, gy, gz);
-        }
-        compute_barrier(vk, p->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
-                        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                        VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT);
-        if (p->timestamps)
-            vk->vkCmdWriteTimestamp(p->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, p->timestamps, (uint32_t)i + 1);
-    }
+    plan_record_ops(e, gg, p, p->cmd);
     VkBufferCopy cout = { 0, 0, need[GBUF_OUTPUT] };
     vk->vkCmdCopyBuffer(p->cmd, p->bufs[GBUF_OUTPUT].buffer, p->staging_out.buffer, 1, &cout);
     compute_barrier(vk, p->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -607,9 +635,6 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, plan **o
         r = vk_fail(vr, "vkCreateFence", err, errlen);
 
 done:
-    free(ind);
-    free(outd);
-    free(sets);
     if (r != TAESD_OK) {
         plan_destroy(e, p);
         p = NULL;
@@ -638,10 +663,20 @@ static taesd_result plan_get(engine *e, gpu_graph *gg, int h, int w, plan **out,
         plan_destroy(e, gg->plans[slot]);
         gg->plans[slot] = NULL;
     }
-    taesd_result r = plan_create(e, gg, h, w, out, err, errlen);
+    taesd_result r = plan_create(e, gg, h, w, false, out, err, errlen);
     if (r == TAESD_OK)
         gg->plans[slot] = *out;
     return r;
+}
+
+taesd_result gpu_graph_plan_create(engine *e, gpu_graph *gg, int h, int w, plan **out, char *err, size_t errlen)
+{
+    return plan_create(e, gg, h, w, true, out, err, errlen);
+}
+
+void gpu_graph_plan_destroy(engine *e, plan *p)
+{
+    plan_destroy(e, p);
 }
 
 taesd_result gpu_graph_run(engine *e, gpu_graph *gg, const float *input, int h, int w, float *output, char *err,

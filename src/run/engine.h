@@ -51,9 +51,13 @@ void engine_destroy(engine *e);
 /* One resolution of one graph: everything a run needs, recorded once. */
 typedef struct plan {
     int h, w, out_h, out_w;
+    bool host_cmd;                      /* recorded into the host's command buffers (taesd_cmd_decode): no staging
+                                         * buffers, no command buffer or fence of its own */
     vk_buffer bufs[GBUF_COUNT];
     vk_buffer staging_in, staging_out;
     VkDescriptorPool pool;
+    VkDescriptorSet *sets;              /* per op, written once */
+    gdims *in_dims, *out_dims;          /* per op */
     VkCommandBuffer cmd;
     VkFence fence;
     VkQueryPool timestamps;             /* profiling only: one timestamp before and after every op */
@@ -83,6 +87,16 @@ void gpu_graph_destroy(engine *e, gpu_graph *gg);
 taesd_result gpu_graph_run(engine *e, gpu_graph *gg, const float *input, int h, int w, float *output, char *err,
                            size_t errlen);
 
+
+/* A plan outside the graph's LRU, for recording into the host's command buffers (see taesd_cmd_decode): its
+ * activation buffers and descriptor sets only. Destroy with gpu_graph_plan_destroy (no wait). */
+taesd_result gpu_graph_plan_create(engine *e, gpu_graph *gg, int h, int w, plan **out, char *err, size_t errlen);
+void gpu_graph_plan_destroy(engine *e, plan *p);
+/* Records the plan's ops into cb: per op bind, push constants, dispatch, then a barrier making its writes visible
+ * to the next op's reads and to transfers. The caller has made the INPUT buffer's contents visible to compute. */
+void plan_record_ops(engine *e, const gpu_graph *gg, const plan *p, VkCommandBuffer cb);
+/* The pipeline of `key`, built on first use and cached for the engine's lifetime. */
+taesd_result engine_get_pipeline(engine *e, const pipeline_key *key, VkPipeline *out, char *err, size_t errlen);
 
 /* Device bytes a run at h×w uses: the plan's buffers (built if needed) plus the weights. */
 taesd_result gpu_graph_memory(engine *e, gpu_graph *gg, int h, int w, uint64_t *plan_bytes, uint64_t *weight_bytes,

@@ -753,6 +753,13 @@ taesd_result vkrt_create_from_host(vk_runtime *rt, const taesd_vulkan_host *host
         res = TAESD_ERROR_INVALID_ARGUMENT;
         goto out;
     }
+    /* synchronization2 (taesd_cmd_decode only): core in 1.3, else VK_KHR_synchronization2's entry point. */
+    if (host->synchronization2_enabled) {
+        if (!rt->vk.vkCmdPipelineBarrier2)
+            rt->vk.vkCmdPipelineBarrier2 =
+                (PFN_vkCmdPipelineBarrier2)rt->vk.vkGetDeviceProcAddr(rt->device, "vkCmdPipelineBarrier2KHR");
+        rt->sync2 = rt->vk.vkCmdPipelineBarrier2 != NULL;
+    }
     VkCommandPoolCreateInfo pi = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
         .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,

@@ -33,6 +33,7 @@ typedef struct vk_runtime {
     VkPhysicalDeviceMemoryProperties mem_props;
     uint32_t subgroup_size;
     bool fp16;                           /* storageBuffer16BitAccess + shaderFloat16 enabled on the device */
+    bool sync2;                          /* host device with synchronization2 enabled and vkCmdPipelineBarrier2 found */
     VkDebugUtilsMessengerEXT messenger;  /* only with validation */
     uint32_t validation_messages;        /* count of validation warnings/errors seen */
     taesd_log_fn log;
