@@ -7,7 +7,7 @@
 // Each invocation computes PX adjacent output pixels of one row for COB groups of 4 output channels, so every
 // weight load feeds PX FMAs and every input load feeds COB.
 // Build-time variants: FP16 (f16 activations/weights, fp32 accumulation), IN_PLANAR / OUT_PLANAR (the caller's
-// float32 CHW arrays instead of packed activations).
+// float32 CHW arrays instead of packed activations), TEXEL_SRC (packed activations read through texel buffers).
 #extension GL_EXT_control_flow_attributes : enable
 #ifdef FP16
 #extension GL_EXT_shader_16bit_storage : require
@@ -51,6 +51,14 @@ layout(std430, set = 0, binding = 4) writeonly buffer Dst { float dst[]; };
 #else
 layout(std430, set = 0, binding = 4) writeonly buffer Dst { ACT4 dst[]; };
 #endif
+#ifdef TEXEL_SRC
+// Activations and weights read through uniform texel buffers (views of the same buffers): lavapipe compiles a
+// texel fetch to a vector gather, but a storage-buffer load whose address it cannot prove uniform (anything
+// indexed by a loop counter) to a loop over the lanes.
+layout(set = 0, binding = 7) uniform samplerBuffer src_tex;
+layout(set = 0, binding = 8) uniform samplerBuffer skip_tex;
+layout(set = 0, binding = 9) uniform samplerBuffer wts_tex;   // the same packed weights as wts[]
+#endif
 layout(std430, set = 0, binding = 5) readonly buffer GnStats { vec2 gn_stats[]; };     // (mean, rstd) per group
 layout(std430, set = 0, binding = 6) readonly buffer GnAffine { ACT4 gn_affine[]; };   // gamma[CIN4], beta[CIN4]
 
@@ -69,6 +77,8 @@ vec4 load_src(int c4, int y, int x)
         if (c4 * 4 + j < CIN)
             v[j] = src[(c4 * 4 + j) * plane + base];
     return v;
+#elif defined(TEXEL_SRC)
+    return texelFetch(src_tex, (c4 * pc.in_h + y) * pc.in_w + x);
 #else
     return vec4(src[(c4 * pc.in_h + y) * pc.in_w + x]);
 #endif
@@ -120,8 +130,13 @@ void main()
                 const int tap = ky * KSIZE + kx;
                 [[unroll]] for (int o = 0; o < COB; o++) {
                     const int wbase = (((cob0 + o) * CIN4 + ci4) * TAPS + tap) * 4;
+#ifdef TEXEL_SRC
+                    const mat4 w = mat4(texelFetch(wts_tex, wbase + 0), texelFetch(wts_tex, wbase + 1),
+                                        texelFetch(wts_tex, wbase + 2), texelFetch(wts_tex, wbase + 3));
+#else
                     const mat4 w = mat4(vec4(wts[wbase + 0]), vec4(wts[wbase + 1]),
                                         vec4(wts[wbase + 2]), vec4(wts[wbase + 3]));
+#endif
                     [[unroll]] for (int p = 0; p < PX; p++)
                         acc[o * PX + p] += w * v[p];
                 }
@@ -143,7 +158,11 @@ void main()
             vec4 r = acc[o * PX + p] + b;
             const int di = (co4 * pc.out_h + oy) * pc.out_w + ox;
             if (HAS_SKIP)
+#ifdef TEXEL_SRC
+                r += texelFetch(skip_tex, di);
+#else
                 r += vec4(skip[di]);
+#endif
             if (RELU)
                 r = max(r, 0.0);
 #ifdef OUT_PLANAR

@@ -1,5 +1,5 @@
 /* test_layers.c — every op kind of the Vulkan engine against the plain C reference (src/ref), at odd sizes,
- * in fp32 and fp16, plus plan reuse. */
+ * in fp32 and fp16, reading through storage buffers and through texel buffers, plus plan reuse. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +86,11 @@ static void check_graph(graph *g, int h, int w, const char *what)
     float *in = malloc(nin * sizeof(float)), *ref = malloc(nout * sizeof(float)), *out = malloc(nout * sizeof(float));
     fill_random(in, nin, (uint32_t)(h * 131 + w), -2.0f, 2.0f);
     assert_int_equal(ref_run(g, in, h, w, ref), 0);
-    for (int fp16 = 0; fp16 < 2; fp16++) {
+    /* Both ways of reading activations and weights: storage buffers (GPUs) and texel buffers (CPU devices). */
+    const bool texel_default = g_engine->texel_src;
+    for (int path = 0; path < 4; path++) {
+        const int fp16 = path & 1;
+        g_engine->texel_src = (path >> 1) != 0;
         if (fp16 && !g_engine->rt.fp16)
             continue;
         char err[512] = "";
@@ -101,9 +105,11 @@ static void check_graph(graph *g, int h, int w, const char *what)
         double e = rel_l2(out, ref, nout);
         double tol = fp16 ? 1e-2 : 1e-5;
         if (!(e <= tol))
-            fail_msg("%s %dx%d %s: relative L2 %.3g > %.1g", what, h, w, fp16 ? "fp16" : "fp32", e, tol);
+            fail_msg("%s %dx%d %s %s: relative L2 %.3g > %.1g", what, h, w, fp16 ? "fp16" : "fp32",
+                     g_engine->texel_src ? "texel buffers" : "storage buffers", e, tol);
         gpu_graph_destroy(g_engine, &gg);
     }
+    g_engine->texel_src = texel_default;
     free(in);
     free(ref);
     free(out);

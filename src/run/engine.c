@@ -46,14 +46,16 @@ taesd_result engine_init(engine *e, const taesd_vulkan_host *host, int device_in
         return r;
     const vk_dispatch *vk = &e->rt.vk;
 
-    VkDescriptorSetLayoutBinding b[ENGINE_BINDINGS];
-    for (uint32_t i = 0; i < ENGINE_BINDINGS; i++)
+    VkDescriptorSetLayoutBinding b[ENGINE_BINDINGS + ENGINE_TEXEL_BINDINGS];
+    for (uint32_t i = 0; i < ENGINE_BINDINGS + ENGINE_TEXEL_BINDINGS; i++)
         b[i] = (VkDescriptorSetLayoutBinding){ .binding = i,
-                                               .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                               .descriptorType = i < ENGINE_BINDINGS
+                                                                     ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                                                                     : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
                                                .descriptorCount = 1,
                                                .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT };
     VkDescriptorSetLayoutCreateInfo dsl = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                            .bindingCount = ENGINE_BINDINGS,
+                                            .bindingCount = ENGINE_BINDINGS + ENGINE_TEXEL_BINDINGS,
                                             .pBindings = b };
     VkResult vr = vk->vkCreateDescriptorSetLayout(e->rt.device, &dsl, e->rt.alloc, &e->set_layout);
     if (vr != VK_SUCCESS)
@@ -77,6 +79,17 @@ taesd_result engine_init(engine *e, const taesd_vulkan_host *host, int device_in
     r = vkrt_buffer_create(&e->rt, 256, false, &e->dummy, err, errlen);
     if (r != TAESD_OK)
         return r;
+    VkBufferViewCreateInfo vci = { .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO, .buffer = e->dummy.buffer,
+                                   .format = VK_FORMAT_R32G32B32A32_SFLOAT, .range = VK_WHOLE_SIZE };
+    vr = vk->vkCreateBufferView(e->rt.device, &vci, e->rt.alloc, &e->dummy_view);
+    if (vr != VK_SUCCESS)
+        return vk_fail(vr, "vkCreateBufferView", err, errlen);
+
+    /* lavapipe (Mesa 22.3) turns a storage-buffer load whose address it cannot prove uniform (anything indexed by
+     * a loop counter, the weights included) into a loop over the SIMD lanes, a texel fetch into one vector gather.
+     * Reading activations and weights through texel buffers made a 128² taef2 decode 2.2× faster in fp32 (0.68 ->
+     * 0.31 s of CPU per run) and 2.5× in fp16. GPUs read storage buffers at full speed and keep that path. */
+    e->texel_src = e->rt.props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
 
     /* Register blocking: 8 pixels × 16 output channels per invocation, 8×8 invocations per workgroup. On lavapipe
      * (one SIMD lane per invocation) this measured best of 4..16 px × 4..32 channels: 14.8 GFLOP/s per thread for
@@ -102,6 +115,8 @@ void engine_destroy(engine *e)
     for (int i = 0; i < (int)(sizeof e->modules / sizeof e->modules[0]); i++)
         if (e->modules[i])
             vk->vkDestroyShaderModule(e->rt.device, e->modules[i], e->rt.alloc);
+    if (e->dummy_view)
+        vk->vkDestroyBufferView(e->rt.device, e->dummy_view, e->rt.alloc);
     vkrt_buffer_destroy(&e->rt, &e->dummy);
     if (e->pipeline_cache)
         vk->vkDestroyPipelineCache(e->rt.device, e->pipeline_cache, e->rt.alloc);
@@ -225,13 +240,18 @@ static void free_gpu_graph_arrays(gpu_graph *gg)
     free(gg->b_size);
     free(gg->aff_size);
     free(gg->pipes);
+    free(gg->w_views);
+    gg->w_views = NULL;
     gg->w_off = gg->b_off = gg->aff_off = gg->w_size = gg->b_size = gg->aff_size = NULL;
     gg->pipes = NULL;
 }
 
-static shader_id conv_shader(const gop *op, bool fp16)
+static shader_id conv_shader(const engine *e, const gop *op, bool fp16)
 {
     bool in_planar = op->src == GBUF_INPUT, out_planar = op->dst == GBUF_OUTPUT;
+    if (e->texel_src && !in_planar)
+        return out_planar ? (fp16 ? SHADER_CONV_TEX_OUT_PLANAR_F16 : SHADER_CONV_TEX_OUT_PLANAR_F32)
+                          : (fp16 ? SHADER_CONV_TEX_F16 : SHADER_CONV_TEX_F32);
     if (in_planar && out_planar)
         return fp16 ? SHADER_CONV_IO_PLANAR_F16 : SHADER_CONV_IO_PLANAR_F32;
     if (in_planar)
@@ -255,7 +275,7 @@ static void op_pipeline_key(const engine *e, const gop *op, bool fp16, pipeline_
         k->nspec = 5;
         return;
     }
-    k->shader = conv_shader(op, fp16);
+    k->shader = conv_shader(e, op, fp16);
     k->spec[0] = e->wg_x;
     k->spec[1] = e->wg_y;
     k->spec[2] = op->cin;
@@ -289,13 +309,17 @@ taesd_result gpu_graph_create(engine *e, const graph *g, bool fp16, bool profile
     gg->b_size = calloc(n, sizeof(VkDeviceSize));
     gg->aff_size = calloc(n, sizeof(VkDeviceSize));
     gg->pipes = calloc(n, sizeof(VkPipeline));
-    if (!gg->w_off || !gg->b_off || !gg->aff_off || !gg->w_size || !gg->b_size || !gg->aff_size || !gg->pipes) {
+    gg->w_views = calloc(n, sizeof(VkBufferView));
+    if (!gg->w_off || !gg->b_off || !gg->aff_off || !gg->w_size || !gg->b_size || !gg->aff_size || !gg->pipes ||
+        !gg->w_views) {
         free_gpu_graph_arrays(gg);
         FAIL(TAESD_ERROR_OUT_OF_MEMORY, "out of host memory");
     }
 
     /* Layout of the one weights buffer: per op, packed weights, bias, GroupNorm affine; each binding aligned. */
-    const VkDeviceSize align = align_up(e->rt.props.limits.minStorageBufferOffsetAlignment, 16);
+    VkDeviceSize align = align_up(e->rt.props.limits.minStorageBufferOffsetAlignment, 16);
+    if (e->texel_src)
+        align = align_up(align, e->rt.props.limits.minTexelBufferOffsetAlignment);
     const size_t scalar = fp16 ? 2 : 4;
     VkDeviceSize total = 0;
     for (int i = 0; i < g->nops; i++) {
@@ -370,6 +394,19 @@ taesd_result gpu_graph_create(engine *e, const graph *g, bool fp16, bool profile
     if (r == TAESD_OK)
         r = vkrt_upload(&e->rt, &gg->weights, 0, host, (size_t)total, err, errlen);
     free(host);
+    for (int i = 0; e->texel_src && r == TAESD_OK && i < g->nops; i++) {
+        if (!gg->w_size[i])
+            continue;
+        const VkDeviceSize texel = fp16 ? 8 : 16;
+        VkBufferViewCreateInfo vci = { .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                       .buffer = gg->weights.buffer,
+                                       .format = fp16 ? VK_FORMAT_R16G16B16A16_SFLOAT : VK_FORMAT_R32G32B32A32_SFLOAT,
+                                       .offset = gg->w_off[i],
+                                       .range = gg->w_size[i] / texel * texel };
+        VkResult vr = e->rt.vk.vkCreateBufferView(e->rt.device, &vci, e->rt.alloc, &gg->w_views[i]);
+        if (vr != VK_SUCCESS)
+            r = vk_fail(vr, "vkCreateBufferView", err, errlen);
+    }
     for (int i = 0; r == TAESD_OK && i < g->nops; i++) {
         pipeline_key key;
         op_pipeline_key(e, &g->ops[i], fp16, &key);
@@ -393,8 +430,11 @@ static void plan_destroy(engine *e, plan *p)
         vk->vkFreeCommandBuffers(e->rt.device, e->rt.command_pool, 1, &p->cmd);
     if (p->pool)
         vk->vkDestroyDescriptorPool(e->rt.device, p->pool, e->rt.alloc);
-    for (int i = 0; i < GBUF_COUNT; i++)
+    for (int i = 0; i < GBUF_COUNT; i++) {
+        if (p->views[i])
+            vk->vkDestroyBufferView(e->rt.device, p->views[i], e->rt.alloc);
         vkrt_buffer_destroy(&e->rt, &p->bufs[i]);
+    }
     vkrt_buffer_destroy(&e->rt, &p->staging_in);
     vkrt_buffer_destroy(&e->rt, &p->staging_out);
     free(p->sets);
@@ -411,6 +451,9 @@ void gpu_graph_destroy(engine *e, gpu_graph *gg)
         plan_destroy(e, gg->plans[i]);
         gg->plans[i] = NULL;
     }
+    for (int i = 0; gg->w_views && i < gg->g->nops; i++)
+        if (gg->w_views[i])
+            e->rt.vk.vkDestroyBufferView(e->rt.device, gg->w_views[i], e->rt.alloc);
     vkrt_buffer_destroy(&e->rt, &gg->weights);
     free_gpu_graph_arrays(gg);
 }
@@ -525,6 +568,27 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, bool hos
         r = vkrt_buffer_create(&e->rt, need[b], false, &p->bufs[b], err, errlen);
         p->device_bytes += need[b];
     }
+    /* Texel views of the packed activations (planar INPUT/OUTPUT and the GroupNorm stats are never fetched). */
+    for (int b = GBUF_A; e->texel_src && b < GBUF_COUNT && r == TAESD_OK; b++) {
+        if (!need[b] || b == GBUF_GN_STATS)
+            continue;
+        const VkDeviceSize texel = gg->fp16 ? 8 : 16;
+        if (need[b] / texel > e->rt.props.limits.maxTexelBufferElements) {
+            snprintf(err, errlen, "a %dx%d input needs %llu texels in one buffer, above this device's "
+                     "maxTexelBufferElements (%u)", w, h, (unsigned long long)(need[b] / texel),
+                     e->rt.props.limits.maxTexelBufferElements);
+            r = TAESD_ERROR_OUT_OF_MEMORY;
+            break;
+        }
+        VkBufferViewCreateInfo vci = { .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                       .buffer = p->bufs[b].buffer,
+                                       .format = gg->fp16 ? VK_FORMAT_R16G16B16A16_SFLOAT
+                                                          : VK_FORMAT_R32G32B32A32_SFLOAT,
+                                       .range = need[b] / texel * texel };
+        VkResult vr2 = vk->vkCreateBufferView(e->rt.device, &vci, e->rt.alloc, &p->views[b]);
+        if (vr2 != VK_SUCCESS)
+            r = vk_fail(vr2, "vkCreateBufferView", err, errlen);
+    }
     if (r == TAESD_OK && !host_cmd) {
         r = vkrt_buffer_create(&e->rt, need[GBUF_INPUT], true, &p->staging_in, err, errlen);
         if (r == TAESD_OK)
@@ -545,12 +609,13 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, bool hos
     }
 
     /* Descriptor sets: one per op, written once. */
-    VkDescriptorPoolSize ps = { .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                .descriptorCount = (uint32_t)g->nops * ENGINE_BINDINGS };
+    VkDescriptorPoolSize ps[2] = { { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (uint32_t)g->nops * ENGINE_BINDINGS },
+                                   { VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                     (uint32_t)g->nops * ENGINE_TEXEL_BINDINGS } };
     VkDescriptorPoolCreateInfo dpci = { .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                         .maxSets = (uint32_t)g->nops,
-                                        .poolSizeCount = 1,
-                                        .pPoolSizes = &ps };
+                                        .poolSizeCount = 2,
+                                        .pPoolSizes = ps };
     VkResult vr = vk->vkCreateDescriptorPool(e->rt.device, &dpci, e->rt.alloc, &p->pool);
     if (vr != VK_SUCCESS) {
         r = vk_fail(vr, "vkCreateDescriptorPool", err, errlen);
@@ -586,15 +651,26 @@ static taesd_result plan_create(engine *e, gpu_graph *gg, int h, int w, bool hos
                 bi[6] = (VkDescriptorBufferInfo){ gg->weights.buffer, gg->aff_off[i], gg->aff_size[i] };
             }
         }
-        VkWriteDescriptorSet wr[ENGINE_BINDINGS];
-        for (int k = 0; k < ENGINE_BINDINGS; k++)
+        VkBufferView tv[ENGINE_TEXEL_BINDINGS] = { e->dummy_view, e->dummy_view, e->dummy_view };
+        if (p->views[op->src])
+            tv[0] = p->views[op->src];
+        if (gg->w_views[i])
+            tv[2] = gg->w_views[i];
+        if (op->skip != GBUF_NONE && p->views[op->skip])
+            tv[1] = p->views[op->skip];
+        VkWriteDescriptorSet wr[ENGINE_BINDINGS + ENGINE_TEXEL_BINDINGS];
+        for (int k = 0; k < ENGINE_BINDINGS + ENGINE_TEXEL_BINDINGS; k++)
             wr[k] = (VkWriteDescriptorSet){ .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                             .dstSet = sets[i],
                                             .dstBinding = (uint32_t)k,
                                             .descriptorCount = 1,
-                                            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                                            .pBufferInfo = &bi[k] };
-        vk->vkUpdateDescriptorSets(e->rt.device, ENGINE_BINDINGS, wr, 0, NULL);
+                                            .descriptorType = k < ENGINE_BINDINGS
+                                                                  ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                                                                  : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                            .pBufferInfo = k < ENGINE_BINDINGS ? &bi[k] : NULL,
+                                            .pTexelBufferView = k < ENGINE_BINDINGS ? NULL
+                                                                                    : &tv[k - ENGINE_BINDINGS] };
+        vk->vkUpdateDescriptorSets(e->rt.device, ENGINE_BINDINGS + ENGINE_TEXEL_BINDINGS, wr, 0, NULL);
     }
 
     if (host_cmd)

@@ -10,7 +10,8 @@
 #include "../model/graph.h"
 #include "../vk/vk.h"
 
-#define ENGINE_BINDINGS 7   /* src, weights, bias, skip, dst, gn stats, gn affine: see shaders/conv.comp */
+#define ENGINE_BINDINGS 7   /* storage buffers: src, weights, bias, skip, dst, gn stats, gn affine (conv.comp) */
+#define ENGINE_TEXEL_BINDINGS 3   /* then uniform texel buffers: src, skip, weights (conv.comp, TEXEL_SRC) */
 
 typedef struct pipeline_key {
     int shader;             /* shader_id */
@@ -38,6 +39,8 @@ typedef struct engine {
     pipeline_entry *pipelines;
     int npipelines, cap_pipelines;
     vk_buffer dummy;                    /* bound where an op has no such input */
+    VkBufferView dummy_view;            /* the same, as a texel buffer */
+    bool texel_src;                     /* conv reads packed activations through texel buffers (CPU devices) */
     engine_stats stats;
     /* kernel tiling chosen for the device */
     int conv_px, conv_cob, wg_x, wg_y;
@@ -57,6 +60,7 @@ typedef struct plan {
     vk_buffer staging_in, staging_out;
     VkDescriptorPool pool;
     VkDescriptorSet *sets;              /* per op, written once */
+    VkBufferView views[GBUF_COUNT];     /* texel views of the packed activation buffers (engine.texel_src) */
     gdims *in_dims, *out_dims;          /* per op */
     VkCommandBuffer cmd;
     VkFence fence;
@@ -75,6 +79,7 @@ typedef struct gpu_graph {
     vk_buffer weights;
     VkDeviceSize *w_off, *b_off, *aff_off, *w_size, *b_size, *aff_size;  /* per op; size 0: none */
     VkPipeline *pipes;                  /* per op (owned by the engine's cache) */
+    VkBufferView *w_views;              /* per op: its packed weights as a texel buffer (engine.texel_src) */
     plan *plans[GPU_GRAPH_MAX_PLANS];
     uint64_t use_clock;
 } gpu_graph;

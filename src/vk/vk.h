@@ -66,7 +66,7 @@ typedef struct vk_buffer {
     void *mapped;                        /* host-visible buffers stay mapped */
 } vk_buffer;
 
-/* A storage buffer (usage adds TRANSFER_SRC|DST). host_visible: HOST_VISIBLE|HOST_COHERENT (prefer HOST_CACHED),
+/* A storage buffer (usage adds UNIFORM_TEXEL_BUFFER and TRANSFER_SRC|DST). host_visible: HOST_VISIBLE|HOST_COHERENT (prefer HOST_CACHED),
  * mapped; else DEVICE_LOCAL. Fails with TAESD_ERROR_OUT_OF_MEMORY above maxStorageBufferRange or when allocation fails. */
 taesd_result vkrt_buffer_create(vk_runtime *rt, VkDeviceSize size, bool host_visible, vk_buffer *out, char *err,
                                 size_t errlen);
