@@ -330,6 +330,42 @@ const_npy "$tmp/img8.npy" "(1, 3, 8, 8)" 192
 runtime_error "flux1-packed encode output of an odd-sized latent" "img8.npy" \
     encode -m "$sd_enc" "$tmp/img8.npy" --latent-format flux1-packed -o "$tmp/err/o.npy"
 
+# ---- exact tiling (--tile, --max-memory; docs/tiling.md) ----
+# A 32x32 latent (a 256x256 image): tiles of 8 latent pixels are 2x2 windows of 26x26 (halo 9). In fp32 the tiled
+# output equals the untiled one up to float rounding.
+# tile_usage NAME ARGS...: a usage error (exit 2) whose first line names the option.
+tile_usage() {
+    name=$1; shift
+    run "$@"
+    first=$(head -n 1 "$tmp/stderr")
+    if [ "$rc" -ne 2 ]; then bad "$name" "exit $rc, expected 2"
+    else case $first in "taesd: "*--tile*|"taesd: "*--max-memory*) ok "$name" ;; *) bad "$name" "first line: $first" ;; esac
+    fi
+}
+expect_rc "encode a 256x256 image (tiling reference)" 0 \
+    encode -m "$sd_enc" "$g/dog256.png" --precision fp32 -o "$tmp/tl_lat.npy"
+expect_rc "decode the 32x32 latent untiled (reference)" 0 \
+    decode -m "$sd_dec" "$tmp/tl_lat.npy" --precision fp32 -o "$tmp/tl_ref.npy"
+expect_rc "decode --tile 8" 0 decode -m "$sd_dec" "$tmp/tl_lat.npy" --precision fp32 --tile 8 -v -o "$tmp/tl_t8.npy"
+if grep -q 'decode: 32x32 in 4 tiles of 8 latent pixels' "$tmp/stderr"; then ok "decode --tile 8 -v reports 4 tiles"
+else bad "decode --tile 8 -v reports 4 tiles"; fi
+[ -f "$tmp/tl_t8.npy" ] && compare "decode --tile 8 equals the untiled decode" "$tmp/tl_t8.npy" "$tmp/tl_ref.npy" 1e-6
+expect_rc "encode --max-memory 24 (tiles)" 0 \
+    encode -m "$sd_enc" "$g/dog256.png" --precision fp32 --max-memory 24 -v -o "$tmp/tl_enc.npy"
+if grep -q 'encode: 256x256 in [0-9]* tiles' "$tmp/stderr"; then ok "encode --max-memory 24 -v reports tiles"
+else bad "encode --max-memory 24 -v reports tiles"; fi
+[ -f "$tmp/tl_enc.npy" ] && compare "encode --max-memory 24 equals the untiled encode" "$tmp/tl_enc.npy" \
+    "$tmp/tl_lat.npy" 1e-6
+tile_usage "--tile 0: exit 2" decode -m "$sd_dec" "$sd_lat" -o "$tmp/err/x.npy" --tile 0
+tile_usage "--tile -3: exit 2" decode -m "$sd_dec" "$sd_lat" -o "$tmp/err/x.npy" --tile -3
+tile_usage "--tile abc: exit 2" encode -m "$sd_enc" "$g/dog256.png" -o "$tmp/err/x.npy" --tile abc
+tile_usage "--tile without a value: exit 2" decode -m "$sd_dec" "$sd_lat" -o "$tmp/err/x.npy" --tile
+tile_usage "--max-memory 0: exit 2" decode -m "$sd_dec" "$sd_lat" -o "$tmp/err/x.npy" --max-memory 0
+runtime_error "--max-memory too small for any tile" "tl_lat.npy" \
+    decode -m "$sd_dec" "$tmp/tl_lat.npy" --max-memory 1 -o "$tmp/err/o.npy"
+if grep -q 'above the memory budget of 1.0 MiB' "$tmp/stderr"; then ok "too small --max-memory names the budget"
+else bad "too small --max-memory names the budget"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] || exit 1
 exit 0

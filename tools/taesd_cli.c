@@ -49,6 +49,8 @@ typedef struct options {
     int device;
     bool validation;
     bool verbose;
+    int tile;                   /* --tile N: tiles of N latent pixels; 0: only where needed */
+    int max_memory_mb;          /* --max-memory MB: device memory budget of one run; 0: none */
     taesd_latent_format latent_format;  /* decode input / encode output; 0: diffusion */
     const char *tensor;         /* decode: tensor name in a .safetensors input (NULL: the first) */
     int shape[3], nshape;       /* decode: --shape C,H,W (raw inputs) or H,W (flux1-packed) */
@@ -62,6 +64,7 @@ typedef struct options {
 /* Passed to the library's log callback as its user pointer (no global state). */
 typedef struct log_state {
     bool print;                 /* -v or validation: print WARNING/ERROR messages as they come */
+    bool info;                  /* -v: also INFO messages (how a run was tiled) */
     char last[512];             /* the last ERROR-level message, for failures that happen before a context exists */
 } log_state;
 
@@ -84,6 +87,10 @@ static const char usage_main[] =
     "  --validation            enable Vulkan validation (also TAESD_VALIDATION=1); any message fails the run\n"
     "  -v, --verbose           print library warnings and timings to stderr\n"
     "  -h, --help              this help\n"
+    "\n"
+    "Tiling (decode, encode, roundtrip, bench; exact: see docs/tiling.md):\n"
+    "  --tile N                run in tiles of N latent pixels (N >= 1); default: only where needed\n"
+    "  --max-memory MB         device memory budget of a run's activations; larger runs go in tiles\n"
     "\n"
     "Latent inputs and outputs (decode, encode):\n"
     "  --latent-format F       layout of the latent file: diffusion (default), sd1-raw, sdxl-raw, sd3-raw,\n"
@@ -119,7 +126,7 @@ static const char usage_decode[] =
     "  --shape C,H,W       dims of a raw input (H,W for flux1-packed)\n"
     "\n"
     "Options: --precision auto|fp32|fp16, --variant auto|taesd|taesd3|taef2|taesana, --device N,\n"
-    "         --validation, -v/--verbose (see taesd --help)\n";
+    "         --tile N, --max-memory MB, --validation, -v/--verbose (see taesd --help)\n";
 
 static const char usage_encode[] =
     "usage: taesd encode -m WEIGHTS [-m WEIGHTS2] IN -o OUT [OPTIONS]\n"
@@ -134,7 +141,7 @@ static const char usage_encode[] =
     "                      sdxl-raw, sd3-raw, flux1-raw, flux1-packed (1,N,64), flux2-patchified\n"
     "\n"
     "Options: --precision auto|fp32|fp16, --variant auto|taesd|taesd3|taef2|taesana, --device N,\n"
-    "         --validation, -v/--verbose (see taesd --help)\n";
+    "         --tile N, --max-memory MB, --validation, -v/--verbose (see taesd --help)\n";
 
 static const char usage_roundtrip[] =
     "usage: taesd roundtrip -m ENC [-m DEC] IN -o OUT [OPTIONS]\n"
@@ -145,7 +152,7 @@ static const char usage_roundtrip[] =
     "  OUT  .png or .npy, as for decode\n"
     "\n"
     "Options: --precision auto|fp32|fp16, --variant auto|taesd|taesd3|taef2|taesana, --device N,\n"
-    "         --validation, -v/--verbose (see taesd --help)\n";
+    "         --tile N, --max-memory MB, --validation, -v/--verbose (see taesd --help)\n";
 
 static const char usage_bench[] =
     "usage: taesd bench -m WEIGHTS --size WxH [OPTIONS]\n"
@@ -160,7 +167,8 @@ static const char usage_bench[] =
     "  --layers                GPU time of every op from timestamp queries (last run)\n"
     "  --json                  one JSON object on stdout instead of text\n"
     "\n"
-    "Options: --precision auto|fp32|fp16, --variant, --device N, --validation, -v (see taesd --help)\n";
+    "Options: --precision auto|fp32|fp16, --variant, --device N, --tile N, --max-memory MB, --validation, -v\n"
+    "         (see taesd --help)\n";
 
 static const char usage_info[] =
     "usage: taesd info -m WEIGHTS [-m WEIGHTS2] [OPTIONS]\n"
@@ -258,6 +266,8 @@ static void log_cb(taesd_log_level level, int id, const char *msg, void *user)
         snprintf(ls->last, sizeof ls->last, "%s", msg);
     if (ls->print && level <= TAESD_LOG_WARNING)
         fprintf(stderr, "taesd: %s: %s\n", level == TAESD_LOG_ERROR ? "error" : "warning", msg ? msg : "");
+    else if (ls->info && level == TAESD_LOG_INFO)
+        fprintf(stderr, "taesd: %s\n", msg ? msg : "");
 }
 
 /* ---- argument parsing --------------------------------------------------------------------------------------- */
@@ -385,6 +395,16 @@ static int parse_command_args(int argc, char **argv, int first, options *o)
             o->validation = true;
         } else if ((IS("-v") || IS("--verbose")) && a[len] == '\0') {
             o->verbose = true;
+        } else if (o->cmd != CMD_INFO && IS("--tile")) {
+            if ((v = option_value(argc, argv, &i, a, len)) == NULL)
+                return EXIT_USAGE;
+            if (parse_int(v, &o->tile) != 0 || o->tile < 1 || o->tile > MAX_DIM)
+                return usage_error("--tile needs a tile size in latent pixels (1 to %d), not '%s'", MAX_DIM, v);
+        } else if (o->cmd != CMD_INFO && IS("--max-memory")) {
+            if ((v = option_value(argc, argv, &i, a, len)) == NULL)
+                return EXIT_USAGE;
+            if (parse_int(v, &o->max_memory_mb) != 0 || o->max_memory_mb < 1 || o->max_memory_mb > (1 << 24))
+                return usage_error("--max-memory needs a budget in MiB (1 or more), not '%s'", v);
         } else if ((o->cmd == CMD_DECODE || o->cmd == CMD_ENCODE) && IS("--latent-format")) {
             if ((v = option_value(argc, argv, &i, a, len)) == NULL)
                 return EXIT_USAGE;
@@ -764,6 +784,8 @@ static int open_session(session *s)
     md.variant = o->variant;
     md.precision = o->precision;
     md.profile = o->layers;
+    md.tile = o->tile;
+    md.max_memory = (uint64_t)o->max_memory_mb << 20;
     r = taesd_model_load(s->ctx, &md, &s->model);
     if (r != TAESD_OK) {
         const char *e = taesd_context_last_error(s->ctx);
@@ -1066,7 +1088,8 @@ static int cmd_bench(session *s)
         if (nops > 0 && (ops = calloc((size_t)nops, sizeof *ops)) != NULL)
             nops = taesd_model_op_times(s->model, part, ih, iw, ops, nops);
         if (nops <= 0 || !ops) {
-            rc = fail("bench: --layers: this device has no compute timestamps");
+            rc = fail("bench: --layers: no per-op times (the device has no compute timestamps, or the run went in "
+                      "tiles)");
             goto done;
         }
     }
@@ -1191,6 +1214,7 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof s);
     s.o = &o;
     s.log.print = o.verbose || o.validation;
+    s.log.info = o.verbose;
     rc = o.cmd == CMD_INFO ? cmd_info(&s) : o.cmd == CMD_BENCH ? cmd_bench(&s) : cmd_run(&s);
 
     if (rc == 0)

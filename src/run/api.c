@@ -12,6 +12,7 @@
 #include "../model/model.h"
 #include "api_internal.h"
 #include "engine.h"
+#include "tiling.h"
 
 struct taesd_context {
     engine e;
@@ -25,6 +26,7 @@ struct taesd_model {
     model_weights mw;
     gpu_graph enc, dec;
     bool has_enc, has_dec;
+    tiling *tiling;          /* exact tiling (tiling.h): decides per run, builds its graphs on first need */
     bool fp16;
 };
 
@@ -158,6 +160,11 @@ taesd_result taesd_model_load(taesd_context *ctx, const taesd_model_desc *desc, 
         set_error(ctx, MSG_INVALID_ARGUMENT, "taesd_model_load: bad variant or precision");
         return TAESD_ERROR_INVALID_ARGUMENT;
     }
+    if (desc->tile < 0) {
+        set_error(ctx, MSG_INVALID_ARGUMENT, "taesd_model_load: tile must be 0 (automatic) or more, not %d",
+                  desc->tile);
+        return TAESD_ERROR_INVALID_ARGUMENT;
+    }
     /* AUTO: fp16 on GPUs (half the memory traffic). Not on CPU devices: there fp16 buys no bandwidth and costs
      * conversions (lavapipe: a 512² taef2 decode takes 7.2 s in fp16, 4.5 s in fp32). */
     bool fp16 = desc->precision == TAESD_PRECISION_FP16 ||
@@ -211,6 +218,9 @@ taesd_result taesd_model_load(taesd_context *ctx, const taesd_model_desc *desc, 
         r = gpu_graph_create(&ctx->e, m->mw.decoder, fp16, desc->profile, &m->dec, err, sizeof err);
         m->has_dec = r == TAESD_OK;
     }
+    if (r == TAESD_OK && (r = tiling_create(desc->tile, desc->max_memory, fp16, m->has_enc ? &m->enc : NULL,
+                                            m->has_dec ? &m->dec : NULL, &m->tiling)) != TAESD_OK)
+        snprintf(err, sizeof err, "out of host memory");
     if (r != TAESD_OK) {
         set_error(ctx, MSG_MODEL_LOAD, "%s: %s", desc->path, err);
         taesd_model_destroy(m);
@@ -224,6 +234,7 @@ void taesd_model_destroy(taesd_model *m)
 {
     if (!m)
         return;
+    tiling_destroy(&m->ctx->e, m->tiling);
     if (m->has_enc)
         gpu_graph_destroy(&m->ctx->e, &m->enc);
     if (m->has_dec)
@@ -309,9 +320,19 @@ static taesd_result run(taesd_model *m, taesd_part part, const float *in, int ch
         }
     }
     char err[512];
-    taesd_result r = gpu_graph_run(&ctx->e, gg, in, h, w, out, err, sizeof err);
+    tiling_report rep;
+    taesd_result r = tiling_run(&ctx->e, m->tiling, (gpart)part, in, h, w, out, &rep, err, sizeof err);
     if (r != TAESD_OK)
         set_error(ctx, MSG_RUN, "%s: %s", what, err);
+    else if (rep.tiled && ctx->log) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s: %dx%d in %d tile%s of %d latent pixel%s (windows of %dx%d, halo %d); "
+                 "latent-resolution stage %s; %.1f MiB of plans", what, w, h, rep.tiles, rep.tiles == 1 ? "" : "s",
+                 rep.tile, rep.tile == 1 ? "" : "s", rep.win_w, rep.win_h, rep.halo_high,
+                 rep.low_tiles > 1 ? "tiled" : "whole",
+                 (double)rep.plan_bytes / (1024.0 * 1024.0));
+        ctx->log(TAESD_LOG_INFO, MSG_TILING, msg, ctx->log_user);
+    }
     return r;
 }
 
@@ -332,7 +353,16 @@ taesd_result taesd_model_run_cost(taesd_model *m, taesd_part part, int h, int w,
     memset(out, 0, sizeof *out);
     out->flops = graph_flops(gg->g, h, w);
     char err[512];
-    taesd_result r = gpu_graph_memory(&m->ctx->e, gg, h, w, &out->plan_bytes, &out->weight_bytes, err, sizeof err);
+    /* A run that goes in tiles builds no plan of the whole size: report the tiles' plans, computed. */
+    tiling_report rep;
+    taesd_result r = tiling_plan(&m->ctx->e, m->tiling, (gpart)part, h, w, &rep, err, sizeof err);
+    if (r == TAESD_OK && rep.tiled) {
+        out->plan_bytes = rep.plan_bytes;
+        out->weight_bytes = gg->weights.size;
+        return TAESD_OK;
+    }
+    if (r == TAESD_OK)
+        r = gpu_graph_memory(&m->ctx->e, gg, h, w, &out->plan_bytes, &out->weight_bytes, err, sizeof err);
     if (r != TAESD_OK)
         set_error(m->ctx, MSG_RUN, "%s", err);
     return r;

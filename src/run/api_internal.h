@@ -12,6 +12,7 @@ enum {
     MSG_RUN = 3,
     MSG_INVALID_ARGUMENT = 4,
     MSG_CMD = 5,
+    MSG_TILING = 6,          /* INFO: a run went in tiles (how many, their size) */
 };
 
 engine *api_model_engine(taesd_model *m);

@@ -810,3 +810,53 @@ int gpu_graph_op_times(engine *e, gpu_graph *gg, int h, int w, double *ms, int c
     free(t);
     return n;
 }
+
+/* ---- tiling support ---- */
+
+int plan_size(const graph *g, bool fp16, int h, int w, uint64_t *total, uint64_t *largest)
+{
+    gdims *ind = calloc((size_t)(g->nops > 0 ? g->nops : 1), sizeof *ind);
+    gdims *outd = calloc((size_t)(g->nops > 0 ? g->nops : 1), sizeof *outd);
+    int rc = -1;
+    if (ind && outd && graph_dims(g, h, w, ind, outd) == 0) {
+        /* As plan_create sizes them: each buffer for its largest use, plus the two staging buffers. */
+        uint64_t need[GBUF_COUNT] = { 0 };
+        for (int i = 0; i < g->nops; i++) {
+            const gop *op = &g->ops[i];
+            uint64_t s = act_bytes(op->src, op->cin, ind[i].h, ind[i].w, fp16);
+            uint64_t d = op->kind == GOP_GN_STATS ? (uint64_t)op->groups * 8u
+                                                  : act_bytes(op->dst, op->cout, outd[i].h, outd[i].w, fp16);
+            if (s > need[op->src])
+                need[op->src] = s;
+            if (d > need[op->dst])
+                need[op->dst] = d;
+        }
+        uint64_t t = need[GBUF_INPUT] + need[GBUF_OUTPUT], big = 0;
+        for (int b = 0; b < GBUF_COUNT; b++) {
+            t += need[b];
+            if (need[b] > big)
+                big = need[b];
+        }
+        *total = t;
+        *largest = big;
+        rc = 0;
+    }
+    free(ind);
+    free(outd);
+    return rc;
+}
+
+void gpu_graph_drop_plans(engine *e, gpu_graph *gg, int keep_h, int keep_w)
+{
+    bool waited = false;
+    for (int i = 0; i < GPU_GRAPH_MAX_PLANS; i++) {
+        plan *p = gg->plans[i];
+        if (!p || (p->h == keep_h && p->w == keep_w))
+            continue;
+        if (!waited)
+            engine_wait_idle(e);
+        waited = true;
+        plan_destroy(e, p);
+        gg->plans[i] = NULL;
+    }
+}

@@ -109,4 +109,12 @@ taesd_result gpu_graph_memory(engine *e, gpu_graph *gg, int h, int w, uint64_t *
 /* GPU milliseconds of each op in the last run at h×w (profiling graphs only). Returns the op count, or -1. */
 int gpu_graph_op_times(engine *e, gpu_graph *gg, int h, int w, double *ms, int capacity);
 
+/* ---- tiling support ---- */
+
+/* Device bytes a plan for g at h×w would take (its buffers and staging buffers, as plan_create sizes them) and its
+ * largest buffer, without building anything. Returns 0, or -1 for an unsupported size. */
+int plan_size(const graph *g, bool fp16, int h, int w, uint64_t *total, uint64_t *largest);
+/* Destroys the graph's cached plans except the one for keep_h×keep_w (0, 0: all of them). */
+void gpu_graph_drop_plans(engine *e, gpu_graph *gg, int keep_h, int keep_w);
+
 #endif
