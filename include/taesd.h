@@ -138,6 +138,13 @@ typedef struct taesd_model_desc {
     taesd_variant variant;     /* AUTO: detect */
     taesd_precision precision; /* AUTO: fp16 if the device supports it */
     bool profile;              /* record GPU timestamps around every op (taesd_model_op_times) */
+    /* Exact tiling (taesd_decode / taesd_encode): the lowest-resolution stage (with taef2's GroupNorm statistics)
+     * always runs over the whole image; the higher-resolution stages run in tiles whose overlap covers their
+     * receptive field, so a tiled result equals the untiled one up to float rounding. */
+    int tile;                  /* 0: tile only where needed (max_memory, maxStorageBufferRange); N > 0: always tile,
+                                * tiles of N×N latent pixels (encoder: N·scale image pixels) */
+    uint64_t max_memory;       /* device memory budget in bytes for one run's activations (plans, not weights);
+                                * 0: no budget beyond the device's limits. Runs above it are tiled. */
 } taesd_model_desc;
 
 /* Reads the weights file(s), builds the network and uploads the weights to the device (blocking; submits to the
@@ -178,14 +185,15 @@ TAESD_API int taesd_output_size(const taesd_model *model, taesd_part part, int h
  * calls at that size reuse it. latent and rgb stay the caller's.
  * Errors: INVALID_ARGUMENT (NULL model/latent/rgb, h or w < 1), UNSUPPORTED (the weights hold no decoder), SHAPE
  * (channels differ from the model's; size too large), NOT_FINITE (NaN/Inf in latent, checked before the run; rgb
- * untouched), OUT_OF_MEMORY (host/device memory, or an activation above maxStorageBufferRange), VULKAN. */
+ * untouched), OUT_OF_MEMORY (host/device memory, or not even tiles fit max_memory / maxStorageBufferRange), VULKAN. */
 TAESD_API taesd_result taesd_decode(taesd_model *model, const float *latent, int channels, int h, int w, float *rgb);
 /* Encode an image (float32 CHW 3×h×w in [0,1]) into latents (float32 CHW C×ceil(h/s)×ceil(w/s), diffusion space).
  * Blocking, like taesd_decode, with the same errors (UNSUPPORTED: the weights hold no encoder). */
 TAESD_API taesd_result taesd_encode(taesd_model *model, const float *rgb, int h, int w, float *latent);
 
 /* Cost of one run of `part` at an input of h×w: FLOPs and device memory. Builds the plan for that size if needed
- * (so the memory figure is exact); no run happens. */
+ * (so the memory figure is exact); no run happens. A run that would go in tiles (taesd_model_desc.tile,
+ * max_memory, maxStorageBufferRange) reports the plans of its tiles instead, computed without building them. */
 typedef struct taesd_run_cost {
     double flops;              /* floating-point operations, 2 per multiply-add */
     uint64_t plan_bytes;       /* device memory of the plan: activation, GroupNorm and staging buffers */
@@ -251,6 +259,71 @@ TAESD_API taesd_result taesd_latent_from_diffusion(taesd_latent_format format, c
  * of range. parse is the reverse: INVALID_ARGUMENT for an unknown name or a NULL argument. */
 TAESD_API const char *taesd_latent_format_name(taesd_latent_format format);
 TAESD_API taesd_result taesd_latent_format_parse(const char *name, taesd_latent_format *out);
+
+/* ---- Live previews ---------------------------------------------------------------------------------------
+ * A sampler thread hands in latents as fast as it makes them; a worker thread decodes the newest one (latest
+ * wins: a latent not yet started when a newer one arrives is dropped); a UI thread picks up the newest finished
+ * image. taesd_preview_submit never waits for a decode, and memory is bounded (one pending latent, three images).
+ *
+ * The preview takes over the model: while it exists, its worker thread is the only user of the model and of the
+ * model's context; the application must not call anything else on them until taesd_preview_destroy returns. The
+ * context's log callback is then called on the worker thread; the message of a failed decode is also left in
+ * taesd_context_last_error, readable after taesd_preview_destroy.
+ *
+ * Thread-safety: taesd_preview_create on any thread (it only reads the model); taesd_preview_submit from any
+ * number of threads (calls are serialised internally, never waiting for a decode); taesd_preview_get and
+ * taesd_preview_wait from one consumer thread at a time (any thread, but not concurrently with each other);
+ * taesd_preview_destroy once, after every other call on the preview has returned (on any thread). */
+typedef struct taesd_preview taesd_preview;
+
+typedef struct taesd_preview_desc {
+    int max_side;                      /* 0: full size; N: box-filter the decoded image down so that its longer side
+                                        * is at most N pixels (ComfyUI uses 512). For a decode of H×W and
+                                        * f = ceil(max(H,W) / N) > 1 the preview is ceil(H/f)×ceil(W/f), each pixel
+                                        * the mean of its f×f block of the float output (blocks clipped at the
+                                        * right and bottom edges), then clamped and rounded */
+    int every_n;                       /* 0 or 1: every submitted latent is a candidate; N: only every N-th submit
+                                        * (1st, N+1-th, ...) is, the others are counted and dropped at once */
+    taesd_latent_format latent_format; /* layout of submitted latents (default: diffusion space) */
+} taesd_preview_desc;
+
+/* Starts the worker thread. desc may be NULL (defaults). Errors: INVALID_ARGUMENT (NULL model/out, negative or
+ * bad desc fields), UNSUPPORTED (no decoder in the model), OUT_OF_MEMORY (host memory, thread creation). */
+TAESD_API taesd_result taesd_preview_create(taesd_model *model, const taesd_preview_desc *desc, taesd_preview **out);
+/* Stops the worker (an in-flight decode finishes first; a latent not yet started is discarded) and frees
+ * everything. NULL is a no-op. */
+TAESD_API void taesd_preview_destroy(taesd_preview *preview);
+
+/* Hands in a latent (float32 CHW in the desc's latent_format; copied, the caller keeps its array) and returns at
+ * once. *out_seq (may be NULL) gets the latent's sequence number: 1, 2, ... in submit order (0 when the call
+ * fails; failed calls take no number). Checked here, before anything is queued: channel count and size (SHAPE,
+ * also the latent format's shape rule), NaN/Inf after conversion to diffusion space (NOT_FINITE), arguments
+ * (INVALID_ARGUMENT); OUT_OF_MEMORY: no host memory for the copy. A latent of a new size is fine (the worker builds
+ * a plan for it). Errors of the decode itself are reported by taesd_preview_get (status). */
+TAESD_API taesd_result taesd_preview_submit(taesd_preview *preview, const float *latent, int channels, int h, int w,
+                                            uint64_t *out_seq);
+
+typedef struct taesd_preview_image {
+    uint64_t seq;                      /* sequence number of the latent it shows; 0: no image yet */
+    taesd_result status;               /* TAESD_OK, or why decoding that latent failed (rgb NULL, sizes 0) */
+    int width, height;                 /* after the optional downscale */
+    const uint8_t *rgb;                /* RGB8, row-major, width·height·3 bytes, clamped to [0,1] and rounded as the
+                                        * PNG writer does; owned by the preview, valid until the next
+                                        * taesd_preview_get / taesd_preview_wait or taesd_preview_destroy */
+    double decode_ms;                  /* wall time of its decode (+ downscale) */
+    uint64_t submitted, decoded, dropped;  /* counters at the time it was published: submitted (accepted
+                                        * submits), decoded (decodes finished, failed ones included), dropped
+                                        * (replaced before their decode started, or skipped by every_n). Once
+                                        * the worker is idle, submitted == decoded + dropped. */
+} taesd_preview_image;
+
+/* The newest finished image (never blocks). Returns 1 and fills *out when it is newer than `newer_than` (a seq the
+ * caller already has; 0 for any), else 0 and *out is untouched. -1 for NULL arguments. */
+TAESD_API int taesd_preview_get(taesd_preview *preview, uint64_t newer_than, taesd_preview_image *out);
+/* Like taesd_preview_get, but waits up to timeout_ms (< 0: forever) for an image newer than `newer_than`. Returns 1
+ * with *out filled, 0 on timeout, -1 for NULL arguments. */
+TAESD_API int taesd_preview_wait(taesd_preview *preview, uint64_t newer_than, int timeout_ms,
+                                 taesd_preview_image *out);
 
 #ifdef __cplusplus
 }
