@@ -26,7 +26,8 @@ cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR
 
 packages="meson ninja-build glslang-tools libvulkan-dev mesa-vulkan-drivers libstb-dev libjpeg-dev libcmocka-dev
-vulkan-validationlayers python3 pkg-config gcc curl ca-certificates"
+vulkan-validationlayers python3 pkg-config gcc curl ca-certificates
+libglfw3-dev xvfb xauth python3-numpy libxtst6"
 
 if [ "$install" = yes ]; then
     sudo=""
