@@ -8,7 +8,6 @@
 #include "../io/ioutil.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,16 +155,6 @@ const char *key_scheme_name(key_scheme k)
     }
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---------------------------------------------------------------- one table, one part */
 
@@ -261,12 +250,12 @@ static int conv_weight_shape(const table_ctx *c, gpart part, int seq, const tt_t
     key_of(c->ks, part, seq, "weight", key, sizeof key);
     int i = find_index(c->t, key);
     if (i < 0)
-        return fail(err, errlen, "missing tensor '%s'%s", key, c->where);
+        return io_err(err, errlen, "missing tensor '%s'%s", key, c->where);
     const tt_tensor *w = &c->t->tensors[i];
     if (w->ndim != 4) {
         char s[96];
         tt_format_shape(s, sizeof s, w->ndim, w->shape);
-        return fail(err, errlen, "shape mismatch: %s is %s, expected a 4-d conv weight%s", key, s, c->where);
+        return io_err(err, errlen, "shape mismatch: %s is %s, expected a 4-d conv weight%s", key, s, c->where);
     }
     *out = w;
     return 0;
@@ -300,9 +289,9 @@ static int detect_variant(const table_ctx *c, gpart part, model_variant *v, int 
     else if (*L == 16)
         *v = MV_TAESD3;
     else
-        return fail(err, errlen, "unsupported latent channel count %d%s", *L, c->where);
+        return io_err(err, errlen, "unsupported latent channel count %d%s", *L, c->where);
     if (*L != variant_latents(*v))
-        return fail(err, errlen, "unsupported latent channel count %d for %s%s", *L, model_variant_name(*v), c->where);
+        return io_err(err, errlen, "unsupported latent channel count %d for %s%s", *L, model_variant_name(*v), c->where);
     return 0;
 }
 
@@ -324,7 +313,7 @@ static int take(builder *b, int seq, const char *suffix, int ndim, int d0, int d
     int64_t want[4] = {d0, d1, d2, d3};
     int i = find_index(b->c->t, key);
     if (i < 0)
-        return fail(b->err, b->errlen, "missing tensor '%s'%s%s", key, b->forced, b->c->where);
+        return io_err(b->err, b->errlen, "missing tensor '%s'%s%s", key, b->forced, b->c->where);
     const tt_tensor *t = &b->c->t->tensors[i];
     bool ok = t->ndim == ndim;
     for (int k = 0; ok && k < ndim; k++)
@@ -333,16 +322,16 @@ static int take(builder *b, int seq, const char *suffix, int ndim, int d0, int d
         char s1[96], s2[96];
         tt_format_shape(s1, sizeof s1, t->ndim, t->shape);
         tt_format_shape(s2, sizeof s2, ndim, want);
-        return fail(b->err, b->errlen, "shape mismatch: %s is %s, expected %s%s%s", key, s1, s2, b->forced,
+        return io_err(b->err, b->errlen, "shape mismatch: %s is %s, expected %s%s%s", key, s1, s2, b->forced,
                     b->c->where);
     }
     if (b->c->used[i])
-        return fail(b->err, b->errlen, "tensor '%s' used twice%s", key, b->c->where);
+        return io_err(b->err, b->errlen, "tensor '%s' used twice%s", key, b->c->where);
     b->c->used[i] = true;
     int shape[4] = {d0, d1, d2, d3};
     int p = graph_add_param(b->g, pname, ndim, shape, NULL);
     if (p < 0)
-        return fail(b->err, b->errlen, "out of memory");
+        return io_err(b->err, b->errlen, "out of memory");
     float *dst = b->g->params[p].data;
     for (int64_t k = 0; k < t->numel; k++)
         dst[k] = tt_get(t, k);
@@ -362,7 +351,7 @@ static gop *new_op(builder *b, gop_kind kind, const char *name)
 {
     gop *o = graph_add_op(b->g, kind);
     if (!o) {
-        fail(b->err, b->errlen, "out of memory");
+        io_err(b->err, b->errlen, "out of memory");
         return NULL;
     }
     snprintf(o->name, sizeof o->name, "%s", name);
@@ -393,7 +382,7 @@ static gbuf emit_block(builder *b, int seq, const ltmpl *l, gbuf x)
     char key[TT_NAME_MAX + 32], nm[48];
     key_of(b->c->ks, b->part, seq, "skip.weight", key, sizeof key);
     if (find_index(b->c->t, key) >= 0) {
-        fail(b->err, b->errlen, "unsupported tensor '%s' (a Block with a skip conv)%s", key, b->c->where);
+        io_err(b->err, b->errlen, "unsupported tensor '%s' (a Block with a skip conv)%s", key, b->c->where);
         return GBUF_NONE;
     }
     int ch = l->cin;
@@ -474,7 +463,7 @@ static int build_part(table_ctx *c, gpart part, model_variant v, int L, bool for
     make_template(v, part, L, &t);
     graph *g = calloc(1, sizeof *g);
     if (!g)
-        return fail(err, errlen, "out of memory");
+        return io_err(err, errlen, "out of memory");
     char forced_s[48] = "";
     if (forced)
         snprintf(forced_s, sizeof forced_s, " for variant %s", model_variant_name(v));
@@ -496,7 +485,7 @@ static int build_part(table_ctx *c, gpart part, model_variant v, int L, bool for
         case LK_UP: up_next = true; break;
         case LK_RELU:
             if (last_conv < 0 || last_conv != g->nops - 1) {
-                fail(err, errlen, "internal error: ReLU %d does not follow a conv", i);
+                io_err(err, errlen, "internal error: ReLU %d does not follow a conv", i);
                 goto fail;
             }
             g->ops[last_conv].relu = true;
@@ -521,7 +510,7 @@ static int build_part(table_ctx *c, gpart part, model_variant v, int L, bool for
         }
         case LK_BLOCK:
             if (tanh_next || up_next) {
-                fail(err, errlen, "internal error: Block %d after a Clamp or Upsample", i);
+                io_err(err, errlen, "internal error: Block %d after a Clamp or Upsample", i);
                 goto fail;
             }
             if ((cur = emit_block(&b, i, l, cur)) == GBUF_NONE)
@@ -530,7 +519,7 @@ static int build_part(table_ctx *c, gpart part, model_variant v, int L, bool for
         }
     }
     if (g->nops < 1) {
-        fail(err, errlen, "internal error: empty graph");
+        io_err(err, errlen, "internal error: empty graph");
         goto fail;
     }
     g->ops[g->nops - 1].dst = GBUF_OUTPUT;
@@ -554,7 +543,7 @@ static int read_scalar(table_ctx *c, const char *name, bool *found, float *v, ch
     if (t->numel != 1 || t->ndim > 1) {
         char s[96];
         tt_format_shape(s, sizeof s, t->ndim, t->shape);
-        return fail(err, errlen, "shape mismatch: %s is %s, expected []%s", name, s, c->where);
+        return io_err(err, errlen, "shape mismatch: %s is %s, expected []%s", name, s, c->where);
     }
     c->used[i] = true;
     *found = true;
@@ -587,13 +576,13 @@ int model_build(const tt_table *t1, const tt_table *t2, model_variant force, mod
     if (err && errlen)
         err[0] = '\0';
     if (!out)
-        return fail(err, errlen, "invalid argument");
+        return io_err(err, errlen, "invalid argument");
     memset(out, 0, sizeof *out);
     out->vae_scale = 1.0f;
     if (!t1)
-        return fail(err, errlen, "invalid argument");
+        return io_err(err, errlen, "invalid argument");
     if (force < MV_AUTO || force > MV_TAESANA)
-        return fail(err, errlen, "unknown variant %d", (int)force);
+        return io_err(err, errlen, "unknown variant %d", (int)force);
 
     table_ctx c[2];
     memset(c, 0, sizeof c);
@@ -606,21 +595,21 @@ int model_build(const tt_table *t1, const tt_table *t2, model_variant force, mod
     for (int k = 0; k < nt; k++) {
         c[k].used = calloc((size_t)(c[k].t->count > 0 ? c[k].t->count : 1), sizeof(bool));
         if (!c[k].used) {
-            fail(err, errlen, "out of memory");
+            io_err(err, errlen, "out of memory");
             goto done;
         }
         detect_layout(&c[k]);
         if (!c[k].has_enc && !c[k].has_dec) {
-            fail(err, errlen, "%s%s", NO_PARTS, c[k].where);
+            io_err(err, errlen, "%s%s", NO_PARTS, c[k].where);
             goto done;
         }
     }
     if (nt == 2 && c[0].has_enc && c[1].has_enc) {
-        fail(err, errlen, "both files hold a TAESD encoder");
+        io_err(err, errlen, "both files hold a TAESD encoder");
         goto done;
     }
     if (nt == 2 && c[0].has_dec && c[1].has_dec) {
-        fail(err, errlen, "both files hold a TAESD decoder");
+        io_err(err, errlen, "both files hold a TAESD decoder");
         goto done;
     }
 
@@ -646,7 +635,7 @@ int model_build(const tt_table *t1, const tt_table *t2, model_variant force, mod
         }
     }
     if (pc[0] && pc[1] && (pv[0] != pv[1] || pl[0] != pl[1])) {
-        fail(err, errlen, "encoder and decoder disagree: encoder is %s (%d latent channels), decoder is %s (%d latent "
+        io_err(err, errlen, "encoder and decoder disagree: encoder is %s (%d latent channels), decoder is %s (%d latent "
              "channels)", model_variant_name(pv[0]), pl[0], model_variant_name(pv[1]), pl[1]);
         goto done;
     }
@@ -680,7 +669,7 @@ int model_build(const tt_table *t1, const tt_table *t2, model_variant force, mod
             if (!c[k].used[i]) {
                 const char *nm = c[k].t->tensors[i].name;   /* from the file: quoted (no control characters) */
                 char q[96];
-                fail(err, errlen, "unexpected tensor '%s'%s", io_quote(q, sizeof q, nm, strlen(nm)), c[k].where);
+                io_err(err, errlen, "unexpected tensor '%s'%s", io_quote(q, sizeof q, nm, strlen(nm)), c[k].where);
                 goto done;
             }
         }

@@ -1,23 +1,13 @@
 /* split.c — graph parts for exact tiling: op ranges as graphs of their own, and receptive fields. See split.h. */
 #include "split.h"
+#include "../io/ioutil.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 int graph_stage_cut(const graph *g)
 {
@@ -161,16 +151,16 @@ static int map_param(const graph *g, int src, graph *out, int *map)
 int graph_extract(const graph *g, int begin, int end, bool copy_in, graph *out, char *err, size_t errlen)
 {
     if (!out)
-        return fail(err, errlen, "invalid argument");
+        return io_err(err, errlen, "invalid argument");
     memset(out, 0, sizeof *out);
     if (!g || begin < 0 || end > g->nops || begin >= end)
-        return fail(err, errlen, "invalid op range");
+        return io_err(err, errlen, "invalid op range");
     out->part = g->part;
     out->scale = g->scale;
     out->in_channels = begin > 0 ? g->ops[begin - 1].cout : g->in_channels;
     out->out_channels = end < g->nops ? g->ops[end - 1].cout : g->out_channels;
     if (end < g->nops && g->ops[end - 1].kind == GOP_GN_STATS)
-        return fail(err, errlen, "cannot cut after op %d (GroupNorm statistics)", end - 1);
+        return io_err(err, errlen, "cannot cut after op %d (GroupNorm statistics)", end - 1);
 
     /* The buffer live at the start cut, and whether it may be read as planar input in place: only as the input of
      * convs (IN_PLANAR), never as a skip or by the statistics, and not where the caller asks for the copy. */
@@ -179,7 +169,7 @@ int graph_extract(const graph *g, int begin, int end, bool copy_in, graph *out, 
     if (begin > 0) {
         entry = g->ops[begin - 1].dst;
         if (!is_rot(entry))
-            return fail(err, errlen, "cannot cut before op %d", begin);
+            return io_err(err, errlen, "cannot cut before op %d", begin);
         for (int i = begin; i < end; i++) {
             const gop *op = &g->ops[i];
             if (op->skip == entry || op->aux == entry || (op->src == entry && op->kind == GOP_GN_STATS))
@@ -191,7 +181,7 @@ int graph_extract(const graph *g, int begin, int end, bool copy_in, graph *out, 
 
     int *map = malloc((size_t)(g->nparams > 0 ? g->nparams : 1) * sizeof *map);
     if (!map)
-        return fail(err, errlen, "out of memory");
+        return io_err(err, errlen, "out of memory");
     for (int i = 0; i < g->nparams; i++)
         map[i] = -1;
     if (!in_place) {
@@ -234,11 +224,11 @@ int graph_extract(const graph *g, int begin, int end, bool copy_in, graph *out, 
     graph_finish(out);
     if (graph_dims(out, 16, 16, NULL, NULL) != 0) {
         graph_free(out);
-        return fail(err, errlen, "ops %d..%d do not form a graph of their own", begin, end - 1);
+        return io_err(err, errlen, "ops %d..%d do not form a graph of their own", begin, end - 1);
     }
     return 0;
 oom:
     free(map);
     graph_free(out);
-    return fail(err, errlen, "out of memory");
+    return io_err(err, errlen, "out of memory");
 }
