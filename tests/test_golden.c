@@ -95,7 +95,18 @@ static void run_case(const golden_case *c, taesd_precision prec)
     int ch = (int)in.shape[1], h = (int)in.shape[2], w = (int)in.shape[3];
     float *out = malloc((size_t)expect.numel * sizeof(float));
 
+    /* TAESD_GOLDEN_ALLOW_MISSING=1 (bench/gpu_check.sh only, where the copy of ../shared must fit the device
+     * tool's 64 MiB): weight files that are not there are skipped by name instead of failing. */
+    const char *allow = getenv("TAESD_GOLDEN_ALLOW_MISSING");
     for (int f = 0; f < 4 && c->weights[f]; f++) {
+        if (allow && *allow == '1') {
+            FILE *probe = fopen(shared_path(c->weights[f]), "rb");
+            if (!probe) {
+                printf("  %-24s %-48s missing here: skipped\n", c->name, c->weights[f]);
+                continue;
+            }
+            fclose(probe);
+        }
         taesd_model_desc md = { .path = shared_path(c->weights[f]), .precision = prec };
         taesd_model *m = NULL;
         taesd_result r = taesd_model_load(ctx, &md, &m);
