@@ -31,6 +31,7 @@ struct taesd_plan {
     VkDescriptorSet half_set;
     vk_buffer px[PX_KINDS];       /* converted pixels (made on first use of that size) */
     VkDescriptorSet px_set[PX_KINDS];
+    VkPipeline pipes[4][2];       /* io_convert by mode and R/B swap, looked up once: not on every recorded frame */
 };
 
 static taesd_result vk_error(taesd_model *m, VkResult vr, const char *what)
@@ -172,12 +173,18 @@ static taesd_result make_conv_target(taesd_plan *tp, VkDeviceSize size, vk_buffe
 
 static taesd_result convert_pipeline(taesd_plan *tp, int mode, bool swap_rb, VkPipeline *out)
 {
-    pipeline_key key = { .shader = SHADER_IO_CONVERT, .spec = { mode, swap_rb }, .nspec = 2 };
-    char err[512];
-    taesd_result r = engine_get_pipeline(tp->e, &key, out, err, sizeof err);
-    if (r != TAESD_OK)
-        api_model_error(tp->model, MSG_CMD, "taesd_cmd_decode: %s", err);
-    return r;
+    VkPipeline *cached = &tp->pipes[mode][swap_rb];
+    if (!*cached) {
+        pipeline_key key = { .shader = SHADER_IO_CONVERT, .spec = { mode, swap_rb }, .nspec = 2 };
+        char err[512];
+        taesd_result r = engine_get_pipeline(tp->e, &key, cached, err, sizeof err);
+        if (r != TAESD_OK) {
+            api_model_error(tp->model, MSG_CMD, "taesd_cmd_decode: %s", err);
+            return r;
+        }
+    }
+    *out = *cached;
+    return TAESD_OK;
 }
 
 static void record_convert(taesd_plan *tp, VkCommandBuffer cb, VkPipeline pipe, VkDescriptorSet set, int rows,
